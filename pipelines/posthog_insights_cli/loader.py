@@ -1,0 +1,99 @@
+"""`load(...)`: one run of the source into a destination, with the `_latest` views refreshed.
+
+The Python API beside the CLI: analysts and orchestrators call this, the CLI only parses flags into it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+
+from posthog_insights import RunReport, posthog_insights_source
+from posthog_insights.views import create_latest_views
+
+DEFAULT_PIPELINE = "posthog_insights"
+DEFAULT_DATASET = "posthog_insights"
+
+
+def duckdb_path(pipeline_name: str) -> str:
+    """Default DuckDB file: named after the pipeline, but never equal to the dataset name.
+
+    A file whose stem equals the dataset name makes `"ds"."table"` ambiguous in DuckDB (catalog vs
+    schema), so the pipeline's name is written with hyphens.
+    """
+    return str(Path.cwd() / f"{pipeline_name.replace('_', '-')}.duckdb")
+
+
+def make_pipeline(
+    pipeline_name: str = DEFAULT_PIPELINE,
+    dataset_name: str = DEFAULT_DATASET,
+    destination: Any = "duckdb",
+    pipelines_dir: str | None = None,
+    progress: Any = "log",
+) -> dlt.Pipeline:
+    if destination == "duckdb" and not os.environ.get("DESTINATION__DUCKDB__CREDENTIALS"):
+        destination = dlt.destinations.duckdb(duckdb_path(pipeline_name))
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination,
+        dataset_name=dataset_name,
+        pipelines_dir=pipelines_dir,
+        progress=progress,
+    )
+
+
+@dataclass
+class LoadResult:
+    report: RunReport
+    load_info: LoadInfo | None
+    row_counts: dict[str, int] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    pipeline: dlt.Pipeline | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.report.complete
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> None:
+    """A run killed after extract left packages behind: load them first, so nothing is lost or redone."""
+    if pipeline.has_pending_data:
+        pipeline.run()
+
+
+def load(
+    *,
+    pipeline: dlt.Pipeline | None = None,
+    pipeline_name: str = DEFAULT_PIPELINE,
+    dataset_name: str = DEFAULT_DATASET,
+    destination: Any = "duckdb",
+    pipelines_dir: str | None = None,
+    progress: Any = "log",
+    **source_args: Any,
+) -> LoadResult:
+    """Run the source once and refresh the views. `source_args` go to `posthog_insights_source`
+    (host, project_ids, personal_api_key, refresh, ...); anything not given comes from dlt's config."""
+    started = time.monotonic()
+    if pipeline is None:
+        pipeline = make_pipeline(pipeline_name, dataset_name, destination, pipelines_dir, progress)
+    report = RunReport()
+    source = posthog_insights_source(report=report, **source_args)
+    finish_pending(pipeline)
+    info = pipeline.run(source)
+    trace = pipeline.last_trace
+    counts: dict[str, int] = {}
+    if trace is not None and trace.last_normalize_info is not None:
+        counts = {
+            table: rows
+            for table, rows in trace.last_normalize_info.row_counts.items()
+            if not table.startswith("_dlt")
+        }
+    views = create_latest_views(pipeline)
+    return LoadResult(report, info, counts, views, time.monotonic() - started, pipeline)

@@ -1,0 +1,182 @@
+"""`posthog-insights` command line: run, demo, emulator.
+
+Errors are one line naming the setting or HTTP status and what to do; `--debug` shows the traceback.
+Exit codes: 0 every insight got an outcome; 1 some could not be fetched (what was fetched is loaded);
+2 bad input; 3 the run failed and loaded nothing new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from posthog_insights import settings
+from posthog_insights.errors import ConfigError, PostHogInsightsError
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
+KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help=f"PostHog API host (default {settings.DEFAULT_HOST}; EU: https://eu.posthog.com)")
+    parser.add_argument("--project-id", action="append", dest="project_ids", help="project id; repeat for several")
+    parser.add_argument("--refresh", choices=settings.REFRESH_MODES, help="refresh mode (default blocking)")
+    parser.add_argument("--destination", default="duckdb", help="dlt destination name (default duckdb)")
+    parser.add_argument("--dataset", default="posthog_insights", help="dataset (schema) name")
+    parser.add_argument("--pipeline-name", default="posthog_insights")
+    parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default ~/.dlt/pipelines)")
+    parser.add_argument("--page-size", type=int)
+    parser.add_argument("--kind", action="append", dest="kinds", help="only insights of this kind (TRENDS, ...)")
+    parser.add_argument("--tag", action="append", dest="tags", help="only insights with this tag")
+    parser.add_argument("--dashboard", action="append", dest="dashboards", help="only insights on this dashboard")
+    parser.add_argument("--short-id", action="append", dest="short_ids", help="only this insight")
+    parser.add_argument("--saved", choices=("true", "false"))
+    parser.add_argument("--from-dashboard", type=int, help="results as this dashboard shows them")
+    parser.add_argument("--rate-limit", help="client-side windows, e.g. 240/60,1200/3600 (default); off")
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--max-requests", type=int, help="request budget for this run; the rest goes next run")
+    parser.add_argument("--max-wait", type=float, dest="max_wait_s", help="longest 429 wait sat through (s)")
+    parser.add_argument("--poll-deadline", type=float, dest="poll_deadline_s", help="async job deadline (s)")
+    parser.add_argument("--timeout", type=float, dest="timeout_s", help="per-request timeout (s)")
+    parser.add_argument("--max-retries", type=int)
+    parser.add_argument(
+        "--allow-insecure-http", action="store_true", default=None,
+        help="allow http:// to a host that is not loopback (the key would travel in clear text)",
+    )
+
+
+def _source_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what was given on the command line; the rest is resolved by dlt's config providers."""
+    names = (
+        "host", "project_ids", "refresh", "page_size", "kinds", "tags", "dashboards", "short_ids", "saved",
+        "from_dashboard", "rate_limit", "concurrency", "max_requests", "max_wait_s", "poll_deadline_s",
+        "timeout_s", "max_retries", "allow_insecure_http",
+    )
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    key = os.environ.get(KEY_ENV)
+    if key:
+        given["personal_api_key"] = key
+    return given
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from posthog_insights_cli.loader import load
+    from posthog_insights_cli.summary import format_summary
+
+    result = load(
+        pipeline_name=args.pipeline_name,
+        dataset_name=args.dataset,
+        destination=args.destination,
+        pipelines_dir=args.pipelines_dir,
+        **_source_args(args),
+    )
+    print(format_summary(result), flush=True)
+    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from posthog_insights_cli.demo import run_demo
+
+    return run_demo(insights=args.insights, seed=args.seed, pipelines_dir=args.pipelines_dir)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from posthog_emulator.cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posthog-insights", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="load insights and their results into a destination")
+    _add_run_arguments(run)
+    run.set_defaults(handler=_cmd_run)
+
+    demo = commands.add_parser("demo", help="emulator -> pipeline -> DuckDB in the current directory, then a summary")
+    demo.add_argument("--insights", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--pipelines-dir", default=".posthog-insights-demo")
+    demo.set_defaults(handler=_cmd_demo)
+
+    from posthog_emulator.cli import add_arguments
+
+    emulator = commands.add_parser("emulator", help="serve a local PostHog Insights API emulator")
+    add_arguments(emulator)
+    emulator.set_defaults(handler=_cmd_emulator)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    """The innermost error we own, else the exception's own first line."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PostHogInsightsError):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for details)"
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, (ConfigError, ConfigFieldMissingException)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _missing_config_message(exc: BaseException) -> str | None:
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ConfigFieldMissingException):
+            fields = set(current.fields)
+            if "personal_api_key" in fields:
+                return (
+                    f"personal_api_key: missing; set {KEY_ENV} or personal_api_key under "
+                    "[sources.posthog_insights] in .dlt/secrets.toml"
+                )
+            if "project_ids" in fields:
+                return "project_id: missing; pass --project-id ID or set SOURCES__POSTHOG_INSIGHTS__PROJECT_IDS"
+            return f"missing setting(s): {', '.join(sorted(fields))}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("posthog_insights").setLevel(logging.DEBUG if args.debug else logging.INFO)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("posthog-insights: interrupted; the next run picks up from the last good load", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = _missing_config_message(exc) or _one_line(exc)
+        print(f"posthog-insights: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""dlt source for PostHog saved insights: definitions, computed results and their history.
+
+The resource is thin: `options` validates the settings, `harvest` runs the requests (client, pacer,
+planner), `recorder` and `shapes` turn payloads into Arrow tables. One resource feeds every table because
+one listing serves them all: splitting it would list the project once per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from posthog_insights import settings
+from posthog_insights.client import normalize_host
+from posthog_insights.errors import ConfigError, PostHogInsightsError
+from posthog_insights.harvest import Harvest, iterate_sync
+from posthog_insights.options import RunOptions, parse_filter, parse_project_ids, parse_refresh
+from posthog_insights.pacer import parse_rate_limit
+from posthog_insights.records import INSIGHTS_PRIMARY_KEY, INSIGHTS_SCHEMA, RESULTS_PRIMARY_KEY
+from posthog_insights.report import RunReport
+from posthog_insights.shapes import TIDY_PRIMARY_KEYS
+
+__all__ = [
+    "ConfigError",
+    "PostHogInsightsError",
+    "RunOptions",
+    "RunReport",
+    "build_options",
+    "insights_resource",
+    "posthog_insights_source",
+]
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    settings.TABLE_INSIGHTS: INSIGHTS_PRIMARY_KEY,
+    settings.TABLE_RESULTS: RESULTS_PRIMARY_KEY,
+    **TIDY_PRIMARY_KEYS,
+}
+
+
+def build_options(
+    *,
+    host: str,
+    project_ids: Any,
+    refresh: str = settings.DEFAULT_REFRESH,
+    page_size: int = settings.DEFAULT_PAGE_SIZE,
+    kinds: Any = None,
+    tags: Any = None,
+    saved: Any = None,
+    dashboards: Any = None,
+    short_ids: Any = None,
+    from_dashboard: int | None = None,
+    rate_limit: str = "240/60,1200/3600",
+    concurrency: int = settings.DEFAULT_CONCURRENCY,
+    max_requests: int | None = None,
+    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
+    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
+    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
+    max_retries: int = settings.DEFAULT_MAX_RETRIES,
+    allow_insecure_http: bool = False,
+    extra_retrieve_params: Mapping[str, str] | None = None,
+    variant: str = "",
+) -> RunOptions:
+    """Validate every setting; raises ConfigError (one line, naming the setting) before any request."""
+    return RunOptions(
+        host=normalize_host(host, allow_insecure_http=allow_insecure_http),
+        project_ids=parse_project_ids(project_ids),
+        refresh=parse_refresh(refresh),
+        page_size=int(page_size),
+        insight_filter=parse_filter(kinds, tags, saved, dashboards, short_ids),
+        from_dashboard=from_dashboard,
+        rate_limits=parse_rate_limit(rate_limit),
+        concurrency=int(concurrency),
+        max_requests=max_requests,
+        timeout_s=float(timeout_s),
+        max_retries=int(max_retries),
+        max_wait_s=float(max_wait_s),
+        poll_deadline_s=float(poll_deadline_s),
+        extra_retrieve_params=dict(extra_retrieve_params or {}),
+        variant=variant or (f"dashboard={from_dashboard}" if from_dashboard is not None else ""),
+    )
+
+
+def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
+    """Rows of insights that vanished from the list, read back so they stay whole with deleted = true."""
+    try:
+        pipeline = dlt.current.pipeline()
+        with pipeline.sql_client() as client:
+            name = client.make_qualified_table_name(settings.TABLE_INSIGHTS)
+            columns = ", ".join(INSIGHTS_SCHEMA.names)
+            placeholders = ", ".join(["%s"] * len(ids))
+            sql = f"SELECT {columns} FROM {name} WHERE project_id = %s AND id IN ({placeholders})"
+            rows = client.execute_sql(sql, project_id, *ids) or []
+    except Exception:  # no destination table yet, or a destination that cannot be read back
+        return []
+    return [dict(zip(INSIGHTS_SCHEMA.names, row)) for row in rows]
+
+
+def insights_resource(options: RunOptions, personal_api_key: str, report: RunReport) -> DltResource:
+    """The resource behind every table; table variants carry each table's own primary key."""
+
+    @dlt.resource(
+        name=settings.TABLE_INSIGHTS,
+        write_disposition="merge",
+        primary_key=INSIGHTS_PRIMARY_KEY,
+        max_table_nesting=0,
+    )
+    def insights() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        harvest = Harvest(options, personal_api_key, state, report, lookup_insights=_previous_insights)
+        for batch in iterate_sync(harvest.batches()):
+            for table_name, arrow_table in batch:
+                yield dlt.mark.with_table_name(arrow_table, table_name)
+
+    for table_name, key in PRIMARY_KEYS.items():
+        if table_name != settings.TABLE_INSIGHTS:
+            insights.apply_hints(
+                table_name=table_name,
+                write_disposition="merge",
+                primary_key=list(key),
+                create_table_variant=True,
+            )
+    return insights
+
+
+@dlt.source(name="posthog_insights", max_table_nesting=0)
+def posthog_insights_source(
+    project_ids: Any = dlt.config.value,
+    personal_api_key: str = dlt.secrets.value,
+    host: str = settings.DEFAULT_HOST,
+    refresh: str = settings.DEFAULT_REFRESH,
+    page_size: int = settings.DEFAULT_PAGE_SIZE,
+    kinds: Any = None,
+    tags: Any = None,
+    saved: Any = None,
+    dashboards: Any = None,
+    short_ids: Any = None,
+    from_dashboard: int | None = None,
+    rate_limit: str = "240/60,1200/3600",
+    concurrency: int = settings.DEFAULT_CONCURRENCY,
+    max_requests: int | None = None,
+    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
+    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
+    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
+    max_retries: int = settings.DEFAULT_MAX_RETRIES,
+    allow_insecure_http: bool = False,
+    report: RunReport | None = None,
+) -> DltResource:
+    """PostHog saved insights and their results under a `refresh` mode, as tidy tables.
+
+    Configure through `.dlt/config.toml` / `.dlt/secrets.toml` (section `[sources.posthog_insights]`) or
+    `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
+    """
+    options = build_options(
+        host=host,
+        project_ids=project_ids,
+        refresh=refresh,
+        page_size=page_size,
+        kinds=kinds,
+        tags=tags,
+        saved=saved,
+        dashboards=dashboards,
+        short_ids=short_ids,
+        from_dashboard=from_dashboard,
+        rate_limit=rate_limit,
+        concurrency=concurrency,
+        max_requests=max_requests,
+        max_wait_s=max_wait_s,
+        poll_deadline_s=poll_deadline_s,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        allow_insecure_http=allow_insecure_http,
+    )
+    if not personal_api_key:
+        raise ConfigError("personal_api_key: empty; set POSTHOG_PERSONAL_API_KEY or .dlt/secrets.toml")
+    return insights_resource(options, personal_api_key, report if report is not None else RunReport())

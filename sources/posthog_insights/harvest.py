@@ -1,0 +1,348 @@
+"""One run against PostHog: list, plan, retrieve, poll; outcomes streamed out as Arrow batches.
+
+Phase 1 lists every project (the list carries each insight's cached result, so most outcomes cost no
+extra request). Phase 2 spends the request budget on the planner's candidates, oldest result first,
+one asyncio task per insight; the pacer bounds what is in flight, a small queue bounds what is held, so
+memory stays flat however large the project is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from posthog_insights import settings
+from posthog_insights.client import PostHogClient, RequestStats
+from posthog_insights.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    PostHogInsightsError,
+    QueryError,
+    RateLimitExceededError,
+)
+from posthog_insights.options import RunOptions
+from posthog_insights.pacer import Pacer
+from posthog_insights.planner import Candidate, candidate, needs_retrieve, parse_time, spend_budget
+from posthog_insights.recorder import Batch, Recorder, project_state
+from posthog_insights.records import Outcome
+from posthog_insights.report import RunReport
+
+log = logging.getLogger("posthog_insights")
+
+LookupInsights = Callable[[int, list[int]], Iterable[Mapping[str, Any]]]
+_QUEUE_SIZE = 64
+_POLL_FIRST_S = 0.2
+_POLL_MAX_S = 5.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _without_result(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata kept for a candidate; the (possibly large) cached result is not held until retrieve."""
+    return {k: v for k, v in item.items() if k not in ("result", "columns", "types", "hogql")}
+
+
+@dataclass(frozen=True)
+class _Job:
+    query_id: str
+    previous_refresh: datetime | None
+
+
+class Harvest:
+    """Drives one run; `batches()` yields lists of (table name, Arrow table)."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        personal_api_key: str,
+        state: MutableMapping[str, Any],
+        report: RunReport,
+        lookup_insights: LookupInsights | None = None,
+    ) -> None:
+        self.options = options
+        self._key = personal_api_key
+        self._state = state
+        self.report = report
+        self._lookup = lookup_insights
+        self._recorder = Recorder(state, report)
+        self._stop: str | None = None
+        self.stats = RequestStats()
+
+    # -- outcome helpers ---------------------------------------------------------------------------
+    def _outcome(
+        self,
+        project_id: int,
+        insight_id: int,
+        status: str,
+        via: str,
+        response: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        query_id: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            project_id=project_id,
+            insight_id=insight_id,
+            status=status,
+            seen_at=utcnow(),
+            refresh_mode=self.options.refresh,
+            fetched_via=via,
+            response=response,
+            error_message=error,
+            query_id=query_id,
+            variant=self.options.variant,
+            from_dashboard=self.options.from_dashboard,
+        )
+
+    def _from_payload(self, project_id: int, insight_id: int, payload: Mapping[str, Any], via: str) -> Outcome:
+        """The outcome a payload shows by itself: a result, a calculation error, or a cache miss."""
+        query_status = payload.get("query_status")
+        if payload.get("result") is not None:
+            return self._outcome(project_id, insight_id, settings.STATUS_OK, via, payload)
+        if isinstance(query_status, Mapping) and query_status.get("error"):
+            message = str(query_status.get("error_message") or "calculation failed")
+            return self._outcome(project_id, insight_id, settings.STATUS_ERROR, via, payload, message)
+        return self._outcome(project_id, insight_id, settings.STATUS_CACHE_MISS, via, payload)
+
+    # -- the run -----------------------------------------------------------------------------------
+    async def batches(self) -> AsyncIterator[Batch]:
+        opts = self.options
+        pacer = Pacer(opts.rate_limits, opts.concurrency)
+        client = PostHogClient(
+            opts.host,
+            self._key,
+            pacer=pacer,
+            timeout_s=opts.timeout_s,
+            max_retries=opts.max_retries,
+            max_wait_s=opts.max_wait_s,
+            backoff_s=opts.retry_backoff_s,
+            stats=self.stats,
+        )
+        async with client:
+            candidates: list[Candidate] = []
+            metas: dict[tuple[int, int], dict[str, Any]] = {}
+            for project_id in opts.project_ids:
+                async for batch in self._list_project(client, project_id, candidates, metas):
+                    yield batch
+                if self._stop:
+                    break
+            if not self._stop:
+                async for batch in self._retrieve_all(client, candidates, metas):
+                    yield batch
+            else:
+                self._defer(candidates)
+        self.report.requests = self.stats.as_dict()
+        self.report.stopped_early = self._stop
+        final = self._recorder.take()
+        if final:
+            yield final
+
+    async def _list_project(
+        self,
+        client: PostHogClient,
+        project_id: int,
+        candidates: list[Candidate],
+        metas: dict[tuple[int, int], dict[str, Any]],
+    ) -> AsyncIterator[Batch]:
+        opts = self.options
+        previously_deferred = {int(i) for i in project_state(self._state, project_id)["deferred"]}
+        listed: set[int] = set()
+        complete = True
+        force = opts.from_dashboard is not None
+        try:
+            for params in opts.insight_filter.list_params():
+                async for page in client.list_insights(project_id, params=params, page_size=opts.page_size):
+                    now = utcnow()
+                    for item in page:
+                        insight_id = int(item["id"])
+                        if insight_id in listed:
+                            continue
+                        listed.add(insight_id)
+                        self.report.insights_listed += 1
+                        self._recorder.insight(project_id, item, now)
+                        if force or needs_retrieve(item, opts.refresh, now):
+                            candidates.append(candidate(project_id, item, insight_id in previously_deferred))
+                            metas[(project_id, insight_id)] = _without_result(item)
+                            if item.get("result") is not None and not force:
+                                # a stale result is still a real snapshot of the past: keep it
+                                self._recorder.outcome(self._from_payload(project_id, insight_id, item, "list"), item)
+                        else:
+                            self._recorder.outcome(self._from_payload(project_id, insight_id, item, "list"), item)
+                    if self._recorder.should_flush():
+                        yield self._recorder.take()
+        except RateLimitExceededError as exc:
+            self._stop = str(exc)
+            complete = False
+        except AuthenticationError:
+            raise  # a rejected key fails every project alike: stop the run, load nothing
+        except PostHogInsightsError as exc:
+            self.report.unfetched.append(f"project {project_id}: {exc}")
+            complete = False
+        if complete and opts.insight_filter.is_complete_listing and not force:
+            vanished = sorted(self._recorder.known_insight_ids(project_id) - listed)
+            if vanished:
+                previous = list(self._lookup(project_id, vanished)) if self._lookup else []
+                found = {int(r["id"]) for r in previous}
+                previous += [{"id": i} for i in vanished if i not in found]
+                self._recorder.deleted_rows(project_id, previous, utcnow())
+
+    def _defer(self, pending: Iterable[Candidate]) -> None:
+        by_project: dict[int, list[int]] = {pid: [] for pid in self.options.project_ids}
+        for cand in pending:
+            by_project.setdefault(cand.project_id, []).append(cand.insight_id)
+        for project_id, ids in by_project.items():
+            project_state(self._state, project_id)["deferred"] = ids
+        self.report.deferred = sum(len(ids) for ids in by_project.values())
+
+    async def _retrieve_all(
+        self,
+        client: PostHogClient,
+        candidates: list[Candidate],
+        metas: dict[tuple[int, int], dict[str, Any]],
+    ) -> AsyncIterator[Batch]:
+        budget = None
+        if self.options.max_requests is not None:
+            budget = self.options.max_requests - self.stats.count("list")
+        now_batch, later = spend_budget(candidates, budget)
+        self.report.retrieves_planned = len(now_batch)
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
+        not_done: list[Candidate] = list(later)
+        tasks = [asyncio.create_task(self._fetch(client, c, metas[(c.project_id, c.insight_id)], queue)) for c in now_batch]
+        finished = 0
+        try:
+            while finished < len(tasks):
+                kind, payload = await queue.get()
+                if kind == "done":
+                    finished += 1
+                elif kind == "outcome":
+                    outcome, meta = payload
+                    self._recorder.outcome(outcome, meta)
+                elif kind == "deleted":
+                    project_id, meta = payload
+                    self._recorder.insight(project_id, meta, utcnow(), deleted=True)
+                elif kind == "unfetched":
+                    cand, line = payload
+                    not_done.append(cand)
+                    self.report.unfetched.append(line)
+                elif kind == "skipped":
+                    not_done.append(payload)
+                if self._recorder.should_flush():
+                    yield self._recorder.take()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._defer(not_done)
+
+    async def _fetch(
+        self,
+        client: PostHogClient,
+        cand: Candidate,
+        meta: dict[str, Any],
+        queue: asyncio.Queue[tuple[str, Any]],
+    ) -> None:
+        pid, iid = cand.project_id, cand.insight_id
+        opts = self.options
+        try:
+            if self._stop:
+                await queue.put(("skipped", cand))
+                return
+            try:
+                response = await client.get_insight(pid, iid, refresh=opts.refresh, params=opts.retrieve_params())
+            except NotFoundError:
+                await queue.put(("deleted", (pid, meta)))
+                return
+            except QueryError as exc:
+                await queue.put(("outcome", (self._outcome(pid, iid, settings.STATUS_ERROR, "retrieve", None, str(exc)), meta)))
+                return
+            job = self._pollable_job(response)
+            if job is None:
+                if response.get("result") is None and opts.refresh == "force_async":
+                    note = "force_async started a job without a pollable id; the next run reads it from cache"
+                    outcome = self._outcome(pid, iid, settings.STATUS_PENDING, "retrieve", response, note)
+                else:
+                    outcome = self._from_payload(pid, iid, response, "retrieve")
+                await queue.put(("outcome", (outcome, meta)))
+                return
+            if response.get("result") is not None:
+                await queue.put(("outcome", (self._from_payload(pid, iid, response, "retrieve"), meta)))
+            outcome = await self._poll(client, pid, iid, job)
+            await queue.put(("outcome", (outcome, meta)))
+        except RateLimitExceededError as exc:
+            self._stop = self._stop or str(exc)
+            await queue.put(("skipped", cand))
+        except PostHogInsightsError as exc:
+            await queue.put(("unfetched", (cand, f"insight {iid} in project {pid}: {exc}")))
+        finally:
+            await queue.put(("done", None))
+
+    def _pollable_job(self, response: Mapping[str, Any]) -> _Job | None:
+        status = response.get("query_status")
+        if self.options.refresh not in settings.ASYNC_MODES or not isinstance(status, Mapping):
+            return None
+        if status.get("complete") or status.get("error") or not status.get("id"):
+            return None
+        return _Job(str(status["id"]), parse_time(response.get("last_refresh")))
+
+    async def _poll(self, client: PostHogClient, pid: int, iid: int, job: _Job) -> Outcome:
+        """Poll the query-status endpoint until the job completes or the deadline passes.
+
+        A key without the `query:read` scope gets 403 there; then the insight is re-read in force_cache
+        mode until a newer result lands in the cache.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.poll_deadline_s
+        delay = _POLL_FIRST_S
+        use_status_endpoint = True
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._stop:
+                await client.cancel_query(pid, job.query_id)
+                note = f"job {job.query_id} still running after {self.options.poll_deadline_s:g}s; cancelled"
+                return self._outcome(pid, iid, settings.STATUS_PENDING, "poll", None, note, job.query_id)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, _POLL_MAX_S)
+            if use_status_endpoint:
+                try:
+                    status = await client.query_status(pid, job.query_id)
+                except (PermissionDeniedError, NotFoundError):
+                    use_status_endpoint = False
+                    continue
+                if status.state == "complete" and status.response is not None:
+                    return self._from_payload(pid, iid, status.response, "poll")
+                if status.state == "error":
+                    message = status.error_message or "calculation failed"
+                    return self._outcome(pid, iid, settings.STATUS_ERROR, "poll", None, message, job.query_id)
+            else:
+                response = await client.get_insight(
+                    pid, iid, refresh="force_cache", params=self.options.retrieve_params()
+                )
+                refreshed = parse_time(response.get("last_refresh"))
+                newer = refreshed is not None and (job.previous_refresh is None or refreshed > job.previous_refresh)
+                if response.get("result") is not None and newer:
+                    return self._from_payload(pid, iid, response, "retrieve")
+
+
+def iterate_sync(batches: AsyncIterator[Batch]) -> Iterator[Batch]:
+    """Drive the async run from dlt's synchronous extract, on an event loop private to this run.
+
+    httpx's AsyncClient and the pacer's primitives live in that loop only, so every run gets fresh ones.
+    Between two batches the loop is paused while dlt writes the batch: that is also what bounds memory.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(batches))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(batches.aclose())  # type: ignore[attr-defined]
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -1,0 +1,137 @@
+"""Turns what a run sees into rows, skipping what an earlier run already loaded.
+
+A snapshot is immutable: the same insight with the same `last_refresh` and result has the same rows, so
+re-emitting it would only make the destination merge work for nothing. The recorder remembers, in the
+source's dlt state (committed atomically with the load package), the last outcome loaded per insight and
+the last `last_modified_at` per insight, so a re-run with nothing changed yields no rows at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from posthog_insights import settings
+from posthog_insights.records import (
+    INSIGHTS_SCHEMA,
+    RESULTS_SCHEMA,
+    Outcome,
+    insight_row,
+    result_row,
+    table,
+)
+from posthog_insights.report import RunReport
+from posthog_insights.shapes import SnapshotRef, TidyRows, insight_kind
+
+TIDY_FLUSH_ROWS = 250_000
+RECORD_FLUSH_ROWS = 5_000
+
+Batch = list[tuple[str, pa.Table]]
+
+
+def project_state(state: MutableMapping[str, Any], project_id: int) -> MutableMapping[str, Any]:
+    projects = state.setdefault("projects", {})
+    entry: MutableMapping[str, Any] = projects.setdefault(str(project_id), {})
+    entry.setdefault("modified", {})  # insight id -> last_modified_at loaded
+    entry.setdefault("outcomes", {})  # "id|variant" -> [status, snapshot iso, digest]
+    entry.setdefault("deferred", [])  # insight ids to retrieve first next run
+    return entry
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+class Recorder:
+    def __init__(self, state: MutableMapping[str, Any], report: RunReport) -> None:
+        self._state = state
+        self._report = report
+        self._tidy = TidyRows()
+        self._insight_rows: list[dict[str, Any]] = []
+        self._result_rows: list[dict[str, Any]] = []
+
+    # -- insights metadata -------------------------------------------------------------------------
+    def insight(self, project_id: int, item: Mapping[str, Any], seen_at: datetime, deleted: bool = False) -> None:
+        modified = project_state(self._state, project_id)["modified"]
+        key = str(item["id"])
+        stamp = str(item.get("last_modified_at"))
+        if deleted:
+            modified.pop(key, None)
+            self._report.deleted_flagged += 1
+        elif modified.get(key) == stamp:
+            return
+        else:
+            modified[key] = stamp
+        self._insight_rows.append(insight_row(project_id, item, seen_at, deleted))
+
+    def deleted_rows(self, project_id: int, rows: Iterable[Mapping[str, Any]], seen_at: datetime) -> None:
+        """Insights that vanished from a complete listing: kept, flagged deleted."""
+        modified = project_state(self._state, project_id)["modified"]
+        for row in rows:
+            modified.pop(str(row["id"]), None)
+            kept = {name: row.get(name) for name in INSIGHTS_SCHEMA.names}
+            kept.update(project_id=project_id, deleted=True, seen_at=seen_at)
+            self._insight_rows.append(kept)
+            self._report.deleted_flagged += 1
+
+    def known_insight_ids(self, project_id: int) -> set[int]:
+        return {int(k) for k in project_state(self._state, project_id)["modified"]}
+
+    # -- outcomes ----------------------------------------------------------------------------------
+    def outcome(self, outcome: Outcome, meta: Mapping[str, Any]) -> None:
+        self._report.outcomes[outcome.status] += 1
+        outcomes = project_state(self._state, outcome.project_id)["outcomes"]
+        key = f"{outcome.insight_id}|{outcome.variant}"
+        previous = outcomes.get(key)
+        response = outcome.response or {}
+        result_json: str | None = None
+        if outcome.status == settings.STATUS_OK:
+            result_json = orjson.dumps(response.get("result"), option=orjson.OPT_NON_STR_KEYS).decode()
+            digest = _digest(result_json)
+            last_refresh = outcome.last_refresh
+            if previous and previous[0] == settings.STATUS_OK and previous[2] == digest:
+                if last_refresh is None or previous[1] == last_refresh.isoformat():
+                    self._report.skipped_unchanged += 1
+                    return
+            snapshot = last_refresh or outcome.seen_at
+        else:
+            digest = _digest(f"{outcome.status}:{outcome.error_message}")
+            if previous and previous[0] == outcome.status and previous[2] == digest:
+                self._report.skipped_unchanged += 1
+                return
+            snapshot = outcome.seen_at
+        kind = insight_kind(meta)
+        shape: str | None = None
+        recognised: bool | None = None
+        rows = 0
+        if outcome.status == settings.STATUS_OK:
+            ref = SnapshotRef(outcome.project_id, outcome.insight_id, snapshot, outcome.variant)
+            shaped = self._tidy.add(ref, meta, response)
+            shape, recognised, rows = shaped.shape, shaped.recognised, shaped.rows
+        self._result_rows.append(result_row(outcome, snapshot, kind, shape, recognised, rows, result_json))
+        outcomes[key] = [outcome.status, snapshot.isoformat(), digest]
+
+    # -- batches -----------------------------------------------------------------------------------
+    def should_flush(self) -> bool:
+        return (
+            self._tidy.row_count() >= TIDY_FLUSH_ROWS
+            or len(self._result_rows) >= RECORD_FLUSH_ROWS
+            or len(self._insight_rows) >= RECORD_FLUSH_ROWS
+        )
+
+    def take(self) -> Batch:
+        """Everything accumulated, as (table name, Arrow table); results go before their tidy rows."""
+        batch: Batch = []
+        if self._insight_rows:
+            batch.append((settings.TABLE_INSIGHTS, table(self._insight_rows, INSIGHTS_SCHEMA)))
+            self._insight_rows = []
+        if self._result_rows:
+            batch.append((settings.TABLE_RESULTS, table(self._result_rows, RESULTS_SCHEMA)))
+            self._result_rows = []
+        batch.extend(self._tidy.take().items())
+        return batch

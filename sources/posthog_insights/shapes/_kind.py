@@ -1,0 +1,67 @@
+"""What kind of insight a payload is, from its query (current) or its filters (legacy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+_QUERY_KINDS: Final[dict[str, str]] = {
+    "TrendsQuery": "trends",
+    "StickinessQuery": "stickiness",
+    "LifecycleQuery": "lifecycle",
+    "FunnelsQuery": "funnels",
+    "RetentionQuery": "retention",
+    "PathsQuery": "paths",
+    "HogQLQuery": "sql",
+}
+_TABLE_NODES: Final = frozenset({"DataTableNode", "DataVisualizationNode"})
+_LEGACY_KINDS: Final[dict[str, str]] = {
+    "TRENDS": "trends",
+    "STICKINESS": "stickiness",
+    "LIFECYCLE": "lifecycle",
+    "FUNNELS": "funnels",
+    "RETENTION": "retention",
+    "PATHS": "paths",
+}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _from_query(query: Mapping[str, Any]) -> str | None:
+    kind = query.get("kind")
+    source = _mapping(query.get("source"))
+    source_kind = source.get("kind")
+    if kind == "InsightVizNode":
+        found = _QUERY_KINDS.get(source_kind) if isinstance(source_kind, str) else None
+        return found if found != "sql" else None
+    if kind in _TABLE_NODES:
+        return "sql" if source_kind == "HogQLQuery" else None
+    # A bare source without its InsightVizNode wrapper (insights created through the API can be saved so).
+    return _QUERY_KINDS.get(kind) if isinstance(kind, str) else None
+
+
+def insight_kind(insight: Mapping[str, Any]) -> str:
+    """The insight's kind: trends, stickiness, lifecycle, funnels, retention, paths, sql or unknown.
+
+    The query wins over the legacy filters: current PostHog keeps `filters` as `{}` beside the query.
+    """
+    if not isinstance(insight, Mapping):
+        return "unknown"
+    found = _from_query(_mapping(insight.get("query")))
+    if found is not None:
+        return found
+    legacy = _mapping(insight.get("filters")).get("insight")
+    if isinstance(legacy, str):
+        return _LEGACY_KINDS.get(legacy.upper(), "unknown")
+    return "unknown"
+
+
+def funnel_viz_type(insight: Mapping[str, Any]) -> str | None:
+    """The funnel viz type asked for (steps, time_to_convert, trends) or None; only ever a hint."""
+    source = _mapping(_mapping(insight.get("query")).get("source"))
+    viz = _mapping(source.get("funnelsFilter")).get("funnelVizType")
+    if not isinstance(viz, str):
+        viz = _mapping(insight.get("filters")).get("funnel_viz_type")
+    return viz if isinstance(viz, str) else None

@@ -1,0 +1,106 @@
+"""Scalar normalisers and date parsing shared by the builders.
+
+The normalisers are strict on purpose: a value of the wrong type raises, and the caller turns that into
+"shape not recognised" for the whole insight instead of loading a half-understood row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ._schemas import TS
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+class Unrecognised(Exception):
+    """The payload matches no known shape; the message says why."""
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, key order kept. orjson first; the stdlib for what orjson refuses (ints > 64 bit)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def text(value: Any) -> str | None:
+    """A label-like value as text: strings as they are, numbers as `str`, anything else as compact JSON."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return dumps(value)
+
+
+def opt_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def opt_int(value: Any) -> int | None:
+    """An integer count: an integral float (3.0) is accepted; a fractional one is refused, not truncated."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got bool")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
+    raise TypeError(f"expected an int64, got {value!r}")
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is read as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def iso_micros(value: Any) -> int | None:
+    """One ISO date or datetime as epoch microseconds (no offset means UTC); None when it is not one."""
+    if type(value) is not str:
+        return None
+    candidate = value.strip()
+    if candidate[-1:] in ("Z", "z"):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        return micros(datetime.fromisoformat(candidate))
+    except ValueError:
+        return None
+
+
+def parse_dates(strings: pa.Array) -> pa.Array:
+    """Parse a string column of ISO dates / datetimes into timestamp[us, UTC]; what does not parse is null.
+
+    Vectorised: the column is dictionary-encoded (PostHog repeats the same days across series and insights),
+    the distinct values are cast by Arrow in one go, and only when Arrow refuses some of them (mixed offsets,
+    non-dates such as stickiness intervals) are the distinct values parsed one by one.
+    """
+    if strings.null_count == len(strings):
+        return pa.nulls(len(strings), TS)
+    encoded = pc.dictionary_encode(strings)
+    distinct = encoded.dictionary
+    parsed: pa.Array
+    try:  # dates and datetimes without an offset, read as UTC
+        parsed = pc.cast(pc.cast(distinct, pa.timestamp("us")), TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        try:  # all carry an offset (Z, +02:00)
+            parsed = pc.cast(distinct, TS)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = pa.array([iso_micros(s) for s in distinct.to_pylist()], TS)
+    return parsed.take(encoded.indices)

@@ -1,0 +1,65 @@
+"""`<table>_latest` views: each insight's newest state, recreated after every load.
+
+`insight_results_latest` is each insight's most recent outcome of any status; every tidy `_latest` view
+holds the rows of the insight's newest `ok` snapshot (highest `last_refresh`), so an insight whose latest
+attempt failed still shows its last good numbers. Plain SQL that DuckDB, PostgreSQL and the warehouse
+destinations all accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posthog_insights import settings
+
+
+def latest_view_sql(qualify: Any, existing: set[str]) -> list[tuple[str, str]]:
+    """(view name, CREATE statement) for every table that exists; `qualify(name)` quotes and qualifies."""
+    results = qualify(settings.TABLE_RESULTS)
+    statements: list[tuple[str, str]] = []
+    if settings.TABLE_RESULTS not in existing:
+        return statements
+    view = f"{settings.TABLE_RESULTS}_latest"
+    statements.append(
+        (
+            view,
+            f"CREATE OR REPLACE VIEW {qualify(view)} AS "
+            f"SELECT r.* FROM {results} r JOIN ("
+            f"SELECT project_id, insight_id, variant, MAX(seen_at) AS seen_at FROM {results} "
+            f"GROUP BY project_id, insight_id, variant) n "
+            f"ON r.project_id = n.project_id AND r.insight_id = n.insight_id "
+            f"AND r.variant = n.variant AND r.seen_at = n.seen_at",
+        )
+    )
+    newest_ok = (
+        f"SELECT project_id, insight_id, variant, MAX(snapshot) AS snapshot FROM {results} "
+        f"WHERE status = '{settings.STATUS_OK}' GROUP BY project_id, insight_id, variant"
+    )
+    for table in settings.TIDY_TABLES:
+        if table not in existing:
+            continue
+        view = f"{table}_latest"
+        statements.append(
+            (
+                view,
+                f"CREATE OR REPLACE VIEW {qualify(view)} AS "
+                f"SELECT t.* FROM {qualify(table)} t JOIN ({newest_ok}) n "
+                f"ON t.project_id = n.project_id AND t.insight_id = n.insight_id "
+                f"AND t.variant = n.variant AND t.snapshot = n.snapshot",
+            )
+        )
+    return statements
+
+
+def create_latest_views(pipeline: Any) -> list[str]:
+    """Create or replace the `_latest` views in the pipeline's dataset; returns the view names."""
+    schema = pipeline.default_schema
+    existing = {
+        name for name, table in schema.tables.items() if table.get("columns") and not name.startswith("_dlt")
+    }
+    created: list[str] = []
+    with pipeline.sql_client() as client:
+        for view, sql in latest_view_sql(client.make_qualified_table_name, existing):
+            client.execute_sql(sql)
+            created.append(view)
+    return created
