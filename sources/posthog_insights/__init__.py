@@ -59,6 +59,7 @@ def build_options(
     poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
     timeout_s: float = settings.DEFAULT_TIMEOUT_S,
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
+    retry_backoff_s: float = 0.5,
     allow_insecure_http: bool = False,
     extra_retrieve_params: Mapping[str, str] | None = None,
     variant: str = "",
@@ -76,6 +77,7 @@ def build_options(
         max_requests=max_requests,
         timeout_s=float(timeout_s),
         max_retries=int(max_retries),
+        retry_backoff_s=float(retry_backoff_s),
         max_wait_s=float(max_wait_s),
         poll_deadline_s=float(poll_deadline_s),
         extra_retrieve_params=dict(extra_retrieve_params or {}),
@@ -145,6 +147,7 @@ def posthog_insights_source(
     poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
     timeout_s: float = settings.DEFAULT_TIMEOUT_S,
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
+    retry_backoff_s: float = 0.5,
     allow_insecure_http: bool = False,
     report: RunReport | None = None,
 ) -> DltResource:
@@ -171,6 +174,7 @@ def posthog_insights_source(
         poll_deadline_s=poll_deadline_s,
         timeout_s=timeout_s,
         max_retries=max_retries,
+        retry_backoff_s=retry_backoff_s,
         allow_insecure_http=allow_insecure_http,
     )
     if not personal_api_key:

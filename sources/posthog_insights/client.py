@@ -40,7 +40,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from posthog_insights.errors import (
@@ -347,8 +348,9 @@ class PostHogClient:
         self.backoff_max_s = _positive("backoff_max_s", backoff_max_s, allow_zero=True)
         self.pacer = pacer if pacer is not None else Pacer()
         self.stats = stats if stats is not None else RequestStats()
-        self._backoff = wait_exponential_jitter(
-            initial=self.backoff_s, max=self.backoff_max_s, jitter=self.backoff_s
+        # Exponential backoff plus up to one base of random jitter (tenacity's own wait strategies).
+        self._backoff = wait_exponential(multiplier=self.backoff_s, max=self.backoff_max_s) + wait_random(
+            0, self.backoff_s
         )
         self._http: httpx.AsyncClient | None = None
 
@@ -590,6 +592,7 @@ class PostHogClient:
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        failure: _Retryable | None = None
         try:
             async for attempt in retrying:
                 with attempt:
@@ -603,19 +606,22 @@ class PostHogClient:
                         insight_id=insight_id,
                     )
         except _Retryable as exc:
-            if exc.status == 429:
-                raise RateLimitExceededError(
-                    self.origin, wait_s=exc.wait_s, max_wait_s=self.max_wait_s, attempts=total
-                ) from None
-            raise TransportError(
-                self.origin,
-                method=method,
-                path=request_url.path,
-                attempts=total,
-                last_cause=exc.cause,
-                status=exc.status,
-            ) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")
+            failure = exc
+        # Raised outside the except block: nothing of the failed attempts is chained to the error.
+        if failure is None:
+            raise AssertionError("unreachable: tenacity either returns or raises")
+        if failure.status == 429:
+            raise RateLimitExceededError(
+                self.origin, wait_s=failure.wait_s, max_wait_s=self.max_wait_s, attempts=total
+            )
+        raise TransportError(
+            self.origin,
+            method=method,
+            path=request_url.path,
+            attempts=total,
+            last_cause=failure.cause,
+            status=failure.status,
+        )
 
     def _wait(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
@@ -652,20 +658,24 @@ class PostHogClient:
         target = url.raw_path.decode("ascii", "replace")
         async with self.pacer.slot():
             self.stats.by_kind[kind] += 1
+            response: httpx.Response | None = None
+            failure: _Retryable | None = None
             try:
                 response = await http.request(method, url)
             except httpx.TimeoutException as exc:
                 self.stats.transport_failures += 1
                 logger.debug("%s %s -> timeout (%s, attempt %d)", method, target, kind, attempt_no)
-                raise _Retryable(f"timeout after {self.timeout_s:g} s ({type(exc).__name__})") from None
+                failure = _Retryable(f"timeout after {self.timeout_s:g} s ({type(exc).__name__})")
             except httpx.RequestError as exc:
                 self.stats.transport_failures += 1
                 logger.debug(
                     "%s %s -> %s (%s, attempt %d)", method, target, type(exc).__name__, kind, attempt_no
                 )
-                raise _Retryable(
-                    f"{type(exc).__name__}: {self._clean(str(exc)) or 'connection failed'}"
-                ) from None
+                failure = _Retryable(f"{type(exc).__name__}: {self._clean(str(exc)) or 'connection failed'}")
+            # Raised outside the except blocks, so the httpx exception (and its request, whose headers
+            # hold the key) is not chained to anything that leaves the client.
+            if failure is not None or response is None:
+                raise failure or _Retryable("no response")
             status = response.status_code
             self.stats.by_status[status] += 1
             logger.debug("%s %s -> %d (%s, attempt %d)", method, target, status, kind, attempt_no)

@@ -175,7 +175,7 @@ class RateLimitExceededError(PostHogInsightsError):
             )
         else:
             text = (
-                f"HTTP 429 from {origin}: PostHog asks to wait {wait_s:.0f} s, longer than max_wait_s ="
+                f"HTTP 429 from {origin}: PostHog asks to wait {wait_s or 0:.0f} s, longer than max_wait_s ="
                 f" {max_wait_s:.0f} s; stopping the run (what was fetched is kept); re-run later or raise"
                 " max_wait_s"
             )

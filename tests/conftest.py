@@ -1,0 +1,81 @@
+"""Shared fixtures: an emulator on 127.0.0.1 and a loader into a DuckDB file in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+
+from posthog_emulator import Emulator, EmulatorConfig
+from posthog_insights_cli.loader import LoadResult, load
+
+TEST_KEY = "phx_test_key_0123456789"
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., Emulator]]:
+    started: list[Emulator] = []
+
+    def start(**overrides: Any) -> Emulator:
+        config: dict[str, Any] = {"api_key": TEST_KEY, "projects": (1,), "insights": 40, "seed": 3}
+        config.update(overrides)
+        emulator = Emulator(EmulatorConfig(**config))
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+class Warehouse:
+    """A pipeline into its own DuckDB file, and SQL over it."""
+
+    def __init__(self, root: Path, name: str = "t") -> None:
+        self.root = root
+        self.path = root / f"{name}-warehouse.duckdb"
+        self.pipelines_dir = root / "pipelines"
+        self.pipeline_name = f"pi_{name}"
+
+    def pipeline(self) -> dlt.Pipeline:
+        return dlt.pipeline(
+            pipeline_name=self.pipeline_name,
+            destination=dlt.destinations.duckdb(str(self.path)),
+            dataset_name="posthog_insights",
+            pipelines_dir=str(self.pipelines_dir),
+        )
+
+    def load(self, emulator: Emulator, **source_args: Any) -> LoadResult:
+        args: dict[str, Any] = {
+            "host": emulator.base_url,
+            "project_ids": [1],
+            "personal_api_key": TEST_KEY,
+            "rate_limit": "off",
+            "retry_backoff_s": 0.01,
+        }
+        args.update(source_args)
+        return load(pipeline=self.pipeline(), **args)
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            con.execute("SET search_path = 'posthog_insights'")
+            return con.execute(query, list(params)).fetchall()
+
+    def count(self, table: str) -> int:
+        return int(self.sql(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+    def tables(self) -> set[str]:
+        rows = self.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'posthog_insights'"
+        )
+        return {r[0] for r in rows}
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path)
