@@ -171,7 +171,8 @@ class Harvest:
                             metas[(project_id, insight_id)] = _without_result(item)
                             if item.get("result") is not None and not force:
                                 # a stale result is still a real snapshot of the past: keep it
-                                self._recorder.outcome(self._from_payload(project_id, insight_id, item, "list"), item)
+                                stale = self._from_payload(project_id, insight_id, item, "list")
+                                self._recorder.outcome(stale, item, final=False)
                         else:
                             self._recorder.outcome(self._from_payload(project_id, insight_id, item, "list"), item)
                     if self._recorder.should_flush():

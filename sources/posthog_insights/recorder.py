@@ -83,8 +83,10 @@ class Recorder:
         return {int(k) for k in project_state(self._state, project_id)["modified"]}
 
     # -- outcomes ----------------------------------------------------------------------------------
-    def outcome(self, outcome: Outcome, meta: Mapping[str, Any]) -> None:
-        self._report.outcomes[outcome.status] += 1
+    def outcome(self, outcome: Outcome, meta: Mapping[str, Any], final: bool = True) -> None:
+        """Record an outcome; `final` is False for a stale result kept as history before its refresh."""
+        if final:
+            self._report.outcomes[outcome.status] += 1
         outcomes = project_state(self._state, outcome.project_id)["outcomes"]
         key = f"{outcome.insight_id}|{outcome.variant}"
         previous = outcomes.get(key)

@@ -4,13 +4,17 @@
 Three storage classes of column keep the per-point Python work down to a few `list.extend` calls:
 - common columns (the snapshot key, `last_refresh`, `kind`) are stored once per insight,
 - group columns (a trend series' label, action, breakdown...) once per group,
-and both are expanded by Arrow's run-end decoding at `take()`;
-- row columns are Python lists while an insight is parsed, converted to Arrow once per insight (this is
-  where a wrong type in a payload raises, before anything of the insight is kept), concatenated at `take()`.
+  and both are expanded by Arrow's run-end decoding at `take()`;
+- row columns are Python lists while an insight is parsed. When the insight is finished every value is
+  checked (this is where a wrong type in a payload raises, before anything of the insight is kept): a large
+  insight's columns are converted to Arrow right away (the check is pyarrow's own, at C speed), a small
+  insight's are checked in Python and converted at `take()` together with the other small ones.
+Nothing can fail in `append()` or `take()`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, Final
@@ -19,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._schemas import COMMON_COLUMNS, TIDY_SCHEMAS
-from ._values import parse_dates
+from ._values import converter, parse_dates, plain_column, to_array
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,25 @@ class TableSpec:
     sparse: frozenset[str] = frozenset()
     # (column, source row column): ISO strings parsed to timestamps, vectorised, at take().
     derived_dates: tuple[tuple[str, str], ...] = ()
+    # A column holding each row's position inside its group (a point's index in its series), computed at
+    # take() from the group lengths rather than stored per row.
+    position_column: str | None = None
     schema: pa.Schema = field(init=False)
+    types: dict[str, pa.DataType] = field(init=False)
+    converters: dict[str, Callable[[Any], Any]] = field(init=False)
+    dense: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         schema = TIDY_SCHEMAS[self.name]
         object.__setattr__(self, "schema", schema)
+        object.__setattr__(self, "types", {f.name: f.type for f in schema})
+        object.__setattr__(
+            self, "converters", {name: converter(self.types[name]) for name in self.row_columns}
+        )
+        object.__setattr__(self, "dense", tuple(c for c in self.row_columns if c not in self.sparse))
         named = [*COMMON_COLUMNS, *self.group_columns, *self.row_columns, *(d for d, _ in self.derived_dates)]
+        if self.position_column is not None:
+            named.append(self.position_column)
         if sorted(named) != sorted(schema.names):  # pragma: no cover - a programming error, caught on import
             raise AssertionError(f"{self.name}: spec columns {named} do not match schema {schema.names}")
 
@@ -59,9 +76,10 @@ SPECS: Final[dict[str, TableSpec]] = {
                 "aggregated_value",
                 "is_aggregate",
             ),
-            row_columns=("point_index", "day", "interval", "label", "value"),
+            row_columns=("value", "day", "interval", "label"),
             sparse=frozenset({"day", "interval", "label"}),
             derived_dates=(("date", "day"),),
+            position_column="point_index",
         ),
         TableSpec(
             "funnel_steps",
@@ -118,12 +136,19 @@ SPECS: Final[dict[str, TableSpec]] = {
 }
 
 
+# Below this many rows an insight's row columns are checked in Python and converted to Arrow at take(),
+# together with the other small insights': pa.array costs a few microseconds per call, which would dominate
+# for the many small insights (a number, a 3-step funnel, a week of one series) a project has.
+SMALL_INSIGHT_ROWS: Final = 128
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """One insight's finished rows for one table: row columns already Arrow, group values still Python."""
+    """One insight's finished rows for one table: row columns as Arrow arrays (a large insight) or as
+    checked Python lists (a small one), group values as Python lists."""
 
     rows: int
-    arrays: dict[str, pa.Array]
+    columns: dict[str, pa.Array | list[Any]]
     groups: dict[str, list[Any]]
     group_lengths: list[int]
 
@@ -149,27 +174,37 @@ class Stage:
         self.group_lengths.append(length)
 
     def finish(self) -> Chunk | None:
-        """Check lengths, pad sparse columns, convert row columns to Arrow; raises on a wrong type."""
+        """Check lengths, pad sparse columns, check or convert every value; raises on a wrong type, so that
+        nothing can fail later, at take()."""
         spec = self.spec
-        dense = [name for name in spec.row_columns if name not in spec.sparse]
-        rows = len(self.cols[dense[0]])
+        rows = len(self.cols[spec.dense[0]])
         for name, values in self.cols.items():
-            if len(values) == rows:
-                continue
-            if name in spec.sparse and len(values) < rows:
-                values.extend([None] * (rows - len(values)))
-            else:
+            if len(values) != rows and not (name in spec.sparse and len(values) < rows):
                 raise AssertionError(f"{spec.name}.{name}: {len(values)} values for {rows} rows")
         if spec.group_columns and sum(self.group_lengths) != rows:
             raise AssertionError(f"{spec.name}: groups cover {sum(self.group_lengths)} of {rows} rows")
         if rows == 0:
             return None
-        schema = spec.schema
-        arrays = {name: pa.array(values, schema.field(name).type) for name, values in self.cols.items()}
-        return Chunk(rows, arrays, self.groups, self.group_lengths)
+        small = rows <= SMALL_INSIGHT_ROWS
+        columns: dict[str, pa.Array | list[Any]] = {}
+        for name, values in self.cols.items():
+            if len(values) < rows:  # a sparse column
+                if not values and not small:
+                    columns[name] = pa.nulls(rows, spec.types[name])
+                    continue
+                values.extend([None] * (rows - len(values)))
+            convert = spec.converters[name]
+            if small:
+                columns[name] = plain_column(values, convert)
+            else:
+                columns[name] = to_array(values, spec.types[name], convert)
+        return Chunk(rows, columns, self.groups, self.group_lengths)
 
 
-def _expand(values: list[Any], type_: pa.DataType, run_ends: pa.Array | None) -> pa.Array:
+def _expand(values: list[Any], type_: pa.DataType, rows: int, run_ends: pa.Array | None) -> pa.Array:
+    """One value per run -> one value per row."""
+    if values.count(None) == len(values):
+        return pa.nulls(rows, type_)
     array = pa.array(values, type_)
     if run_ends is None:  # every run has length 1
         return array
@@ -180,6 +215,16 @@ def _run_ends(lengths: list[int]) -> pa.Array | None:
     if all(length == 1 for length in lengths):
         return None
     return pa.array(list(accumulate(lengths)), pa.int64())
+
+
+def _positions(lengths: list[int], rows: int, run_ends: pa.Array | None) -> pa.Array:
+    """Each row's position inside its run: row number minus the run's first row number."""
+    if run_ends is None:
+        return pa.repeat(pa.scalar(0, pa.int32()), rows)
+    row_numbers = pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), rows))  # 1-based
+    firsts = pa.array(list(accumulate(lengths, initial=1))[:-1], pa.int64())  # each run's first row, 1-based
+    run_firsts = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(run_ends, firsts))
+    return pc.subtract(row_numbers, run_firsts).cast(pa.int32())
 
 
 class TableBuffer:
@@ -196,7 +241,8 @@ class TableBuffer:
         self.insight_lengths: list[int] = []
         self.groups: dict[str, list[Any]] = {name: [] for name in self.spec.group_columns}
         self.group_lengths: list[int] = []
-        self.chunks: dict[str, list[pa.Array]] = {name: [] for name in self.spec.row_columns}
+        # per row column: Arrow arrays of large insights between Python lists gathering small ones
+        self.chunks: dict[str, list[pa.Array | list[Any]]] = {name: [] for name in self.spec.row_columns}
         self.rows = 0
 
     def append(self, common: tuple[Any, ...], chunk: Chunk) -> None:
@@ -207,8 +253,12 @@ class TableBuffer:
         for name, values in chunk.groups.items():
             self.groups[name].extend(values)
         self.group_lengths.extend(chunk.group_lengths)
-        for name, array in chunk.arrays.items():
-            self.chunks[name].append(array)
+        for name, part in chunk.columns.items():
+            parts = self.chunks[name]
+            if isinstance(part, list) and parts and isinstance(parts[-1], list):
+                parts[-1].extend(part)
+            else:
+                parts.append(part)
         self.rows += chunk.rows
 
     def take(self) -> pa.Table | None:
@@ -216,15 +266,21 @@ class TableBuffer:
         if self.rows == 0:
             return None
         schema = self.spec.schema
+        types = self.spec.types
         columns: dict[str, pa.Array] = {}
+        rows = self.rows
         insight_ends = _run_ends(self.insight_lengths)
         for name, values in self.common.items():
-            columns[name] = _expand(values, schema.field(name).type, insight_ends)
+            columns[name] = _expand(values, types[name], rows, insight_ends)
         if self.spec.group_columns:
             group_ends = _run_ends(self.group_lengths)
             for name, values in self.groups.items():
-                columns[name] = _expand(values, schema.field(name).type, group_ends)
-        for name, arrays in self.chunks.items():
+                columns[name] = _expand(values, types[name], rows, group_ends)
+            if self.spec.position_column is not None:
+                columns[self.spec.position_column] = _positions(self.group_lengths, rows, group_ends)
+        for name, parts in self.chunks.items():
+            type_ = types[name]
+            arrays = [pa.array(part, type_) if isinstance(part, list) else part for part in parts]
             columns[name] = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
         for name, source in self.spec.derived_dates:
             columns[name] = parse_dates(columns[source])

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import orjson
+
 from ._buffer import SPECS, Stage
 from ._kind import funnel_viz_type
 from ._values import Unrecognised, dumps, iso_micros, opt_float, opt_int, text
@@ -37,6 +39,11 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _is_object(value: Any) -> bool:
+    """A JSON object: a dict (checked first, the ABC check is slow) or another Mapping."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _fit(values: list[Any], n: int) -> list[Any]:
     """`values` cut or null-padded to `n` items (days / labels that do not match `data` in length)."""
     if len(values) == n:
@@ -61,16 +68,10 @@ def _series(result: Any, build: Build, shape: str) -> str:
         raise Unrecognised(f"{shape}: result is a {type(result).__name__}, not a list of series")
     stage = build.stage("trend_points")
     cols = stage.cols
-    point_index, day, interval, label, value = (
-        cols["point_index"],
-        cols["day"],
-        cols["interval"],
-        cols["label"],
-        cols["value"],
-    )
+    value, day, interval, label = cols["value"], cols["day"], cols["interval"], cols["label"]
     rows = points = aggregates = 0
     for index, series in enumerate(result):
-        if not isinstance(series, Mapping):
+        if not _is_object(series):
             raise Unrecognised(f"{shape}: series {index} is a {type(series).__name__}, not an object")
         data = series.get("data")
         if data is None:
@@ -94,7 +95,6 @@ def _series(result: Any, build: Build, shape: str) -> str:
         n = len(data)
         if n:
             value.extend(data)
-            point_index.extend(range(n))
             days = series.get("days")
             if isinstance(days, list) and days:
                 days = _fit(days, n)
@@ -117,7 +117,6 @@ def _series(result: Any, build: Build, shape: str) -> str:
         elif aggregated is not None:
             # shown as a single number (BoldNumber, pie, table): one row
             value.append(aggregated)
-            point_index.append(0)
             stage.group(1, (*described, True))
             rows += 1
             aggregates += 1
@@ -137,7 +136,7 @@ def trends(result: Any, build: Build, insight: Mapping[str, Any], response: Mapp
 def _steps(steps: list[Any], breakdown_index: int, stage: Stage) -> None:
     cols = stage.cols
     for position, step in enumerate(steps):
-        if not isinstance(step, Mapping):
+        if not _is_object(step):
             raise Unrecognised(f"funnel step {position} is a {type(step).__name__}, not an object")
         if "count" not in step:
             raise Unrecognised(f"funnel step {position} has no count")
@@ -171,8 +170,8 @@ def _time_to_convert(result: Mapping[str, Any], build: Build) -> str:
     return "funnel_time_to_convert"
 
 
-_TREND_KEYS: Final = frozenset({"data", "days", "labels"})
-_STEP_KEYS: Final = frozenset({"order", "action_id", "name", "type", "custom_name"})
+_TREND_KEYS: Final = frozenset({"data", "days"})
+_STEP_KEYS: Final = frozenset({"order", "action_id"})
 
 
 def funnels(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping[str, Any]) -> str:
@@ -194,7 +193,7 @@ def funnels(result: Any, build: Build, insight: Mapping[str, Any], response: Map
     trend_like, step_like = bool(keys & _TREND_KEYS), bool(keys & _STEP_KEYS)
     if trend_like and (not step_like or funnel_viz_type(insight) == "trends"):
         return _series(result, build, "funnel_trends")
-    if not step_like and not trend_like and "count" not in keys:
+    if not step_like and "count" not in keys:
         raise Unrecognised("funnels: objects are neither steps nor trend series")
     _steps(result, 0, build.stage("funnel_steps"))
     return "funnel_steps"
@@ -208,14 +207,14 @@ def retention(result: Any, build: Build, insight: Mapping[str, Any], response: M
         raise Unrecognised(f"retention: result is a {type(result).__name__}, not a list of cohorts")
     cols = build.stage("retention_cells").cols
     for cohort_index, cohort in enumerate(result):
-        if not isinstance(cohort, Mapping) or not isinstance(cohort.get("values"), list):
+        if not _is_object(cohort) or not isinstance(cohort.get("values"), list):
             raise Unrecognised(f"retention: cohort {cohort_index} is not an object with values")
         values: list[Any] = cohort["values"]
         n = len(values)
         counts: list[int | None] = []
         period_labels: list[str | None] = []
         for period_index, cell in enumerate(values):
-            if isinstance(cell, Mapping):
+            if _is_object(cell):
                 if "count" not in cell:
                     raise Unrecognised(f"retention: cohort {cohort_index} value {period_index} has no count")
                 counts.append(opt_int(cell["count"]))
@@ -250,7 +249,7 @@ def paths(result: Any, build: Build, insight: Mapping[str, Any], response: Mappi
         raise Unrecognised(f"paths: result is a {type(result).__name__}, not a list of links")
     cols = build.stage("path_edges").cols
     for index, link in enumerate(result):
-        if not isinstance(link, Mapping):
+        if not _is_object(link):
             raise Unrecognised(f"paths: link {index} is a {type(link).__name__}, not an object")
         source, source_step, source_name = _node(link.get("source"), index, "source")
         target, target_step, target_name = _node(link.get("target"), index, "target")
@@ -292,16 +291,22 @@ def sql(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping
     names = _column_names(response)
     cols = build.stage("sql_rows").cols
     out = cols["row"]
+    width = len(names)
     for index, row in enumerate(result):
-        if isinstance(row, Mapping):
-            out.append(dumps(row))
-            continue
-        if not isinstance(row, list):
+        if type(row) is list:
+            if len(row) > width:
+                names = names + [f"c{i}" for i in range(width, len(row))]
+                width = len(names)
+            # a row shorter than the columns keeps the values it has
+            obj: Any = dict(zip(names, row, strict=False))
+        elif _is_object(row):
+            obj = row
+        else:
             raise Unrecognised(f"sql: row {index} is a {type(row).__name__}, not an array")
-        if len(row) > len(names):
-            names = names + [f"c{i}" for i in range(len(names), len(row))]
-        # a row shorter than the columns keeps the values it has
-        out.append(dumps(dict(zip(names, row, strict=False))))
+        try:
+            out.append(orjson.dumps(obj).decode())
+        except TypeError:  # what orjson refuses (an int beyond 64 bits), the stdlib writes
+            out.append(dumps(obj))
     cols["row_index"].extend(range(len(result)))
     return "sql"
 

@@ -7,6 +7,7 @@ The normalisers are strict on purpose: a value of the wrong type raises, and the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -61,6 +62,60 @@ def opt_int(value: Any) -> int | None:
     if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
         return value
     raise TypeError(f"expected an int64, got {value!r}")
+
+
+def _as_str(value: Any) -> str | None:
+    return value if value is None or type(value) is str else text(value)
+
+
+def _as_float(value: Any) -> float | None:
+    # bool is taken as 0/1, as pyarrow takes it; a big int becomes the nearest double (pyarrow refuses it)
+    if value is None or type(value) is float:
+        return value
+    if isinstance(value, int):
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _int_checker(low: int, high: int) -> Callable[[Any], int | None]:
+    def check(value: Any) -> int | None:
+        if value is None or (type(value) is int and low <= value <= high):
+            return value
+        raise TypeError(f"expected an integer in [{low}, {high}], got {value!r}")
+
+    return check
+
+
+_INT32: Final = _int_checker(-(2**31), 2**31 - 1)
+_INT64: Final = _int_checker(_INT64_MIN, _INT64_MAX)
+
+
+def converter(type_: pa.DataType) -> Callable[[Any], Any]:
+    """The per-value check behind `plain_column`, by Arrow type."""
+    if pa.types.is_string(type_):
+        return _as_str
+    if pa.types.is_floating(type_):
+        return _as_float
+    if pa.types.is_int32(type_):
+        return _INT32
+    if pa.types.is_int64(type_) or pa.types.is_timestamp(type_):
+        return _INT64
+    raise NotImplementedError(f"no converter for {type_}")  # pragma: no cover - schemas use only these
+
+
+def plain_column(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """Values that `pa.array(values, type)` is sure to accept, checked one by one in Python: strings for a
+    string column (anything else as `text`), floats for a float column, in-range ints for an int column.
+    Raises on a value that has no such form (a string among numbers)."""
+    return [convert(value) for value in values]
+
+
+def to_array(values: list[Any], type_: pa.DataType, convert: Callable[[Any], Any]) -> pa.Array:
+    """`pa.array` at C speed; when pyarrow refuses a value, the one-by-one check decides (and may raise)."""
+    try:
+        return pa.array(values, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(plain_column(values, convert), type_)
 
 
 def micros(moment: datetime) -> int:
