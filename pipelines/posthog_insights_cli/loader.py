@@ -13,7 +13,6 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
-
 from posthog_insights import RunReport, posthog_insights_source
 from posthog_insights.views import create_latest_views
 
@@ -39,13 +38,15 @@ def make_pipeline(
 ) -> dlt.Pipeline:
     if destination == "duckdb" and not os.environ.get("DESTINATION__DUCKDB__CREDENTIALS"):
         destination = dlt.destinations.duckdb(duckdb_path(pipeline_name))
-    return dlt.pipeline(
+    extra: dict[str, Any] = {"pipelines_dir": pipelines_dir} if pipelines_dir else {}
+    pipeline: dlt.Pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination,
         dataset_name=dataset_name,
-        pipelines_dir=pipelines_dir,
         progress=progress,
+        **extra,
     )
+    return pipeline
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`posthog-insights` command line: run, demo, emulator.
+"""`posthog-insights` command line: run, backfill, show, demo, emulator.
 
 Errors are one line naming the setting or HTTP status and what to do; `--debug` shows the traceback.
 Exit codes: 0 every insight got an outcome; 1 some could not be fetched (what was fetched is loaded);
@@ -21,40 +21,75 @@ EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help=f"PostHog API host (default {settings.DEFAULT_HOST}; EU: https://eu.posthog.com)")
-    parser.add_argument("--project-id", action="append", dest="project_ids", help="project id; repeat for several")
-    parser.add_argument("--refresh", choices=settings.REFRESH_MODES, help="refresh mode (default blocking)")
+def _add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--destination", default="duckdb", help="dlt destination name (default duckdb)")
     parser.add_argument("--dataset", default="posthog_insights", help="dataset (schema) name")
     parser.add_argument("--pipeline-name", default="posthog_insights")
     parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default ~/.dlt/pipelines)")
-    parser.add_argument("--page-size", type=int)
-    parser.add_argument("--kind", action="append", dest="kinds", help="only insights of this kind (TRENDS, ...)")
-    parser.add_argument("--tag", action="append", dest="tags", help="only insights with this tag")
-    parser.add_argument("--dashboard", action="append", dest="dashboards", help="only insights on this dashboard")
-    parser.add_argument("--short-id", action="append", dest="short_ids", help="only this insight")
-    parser.add_argument("--saved", choices=("true", "false"))
+
+
+def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", help=f"PostHog API host (default {settings.DEFAULT_HOST}; EU: https://eu.posthog.com)"
+    )
+    parser.add_argument("--refresh", choices=settings.REFRESH_MODES, help="refresh mode (default blocking)")
     parser.add_argument("--from-dashboard", type=int, help="results as this dashboard shows them")
     parser.add_argument("--rate-limit", help="client-side windows, e.g. 240/60,1200/3600 (default); off")
     parser.add_argument("--concurrency", type=int)
-    parser.add_argument("--max-requests", type=int, help="request budget for this run; the rest goes next run")
+    parser.add_argument(
+        "--max-requests", type=int, help="request budget for this run; the rest goes next run"
+    )
     parser.add_argument("--max-wait", type=float, dest="max_wait_s", help="longest 429 wait sat through (s)")
     parser.add_argument("--poll-deadline", type=float, dest="poll_deadline_s", help="async job deadline (s)")
     parser.add_argument("--timeout", type=float, dest="timeout_s", help="per-request timeout (s)")
     parser.add_argument("--max-retries", type=int)
     parser.add_argument(
-        "--allow-insecure-http", action="store_true", default=None,
+        "--allow-insecure-http",
+        action="store_true",
+        default=None,
         help="allow http:// to a host that is not loopback (the key would travel in clear text)",
     )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project-id", action="append", dest="project_ids", help="project id; repeat for several"
+    )
+    _add_request_arguments(parser)
+    _add_destination_arguments(parser)
+    parser.add_argument("--page-size", type=int)
+    parser.add_argument(
+        "--kind", action="append", dest="kinds", help="only insights of this kind (TRENDS, ...)"
+    )
+    parser.add_argument("--tag", action="append", dest="tags", help="only insights with this tag")
+    parser.add_argument(
+        "--dashboard", action="append", dest="dashboards", help="only insights on this dashboard"
+    )
+    parser.add_argument("--short-id", action="append", dest="short_ids", help="only this insight")
+    parser.add_argument("--saved", choices=("true", "false"))
 
 
 def _source_args(args: argparse.Namespace) -> dict[str, Any]:
     """Only what was given on the command line; the rest is resolved by dlt's config providers."""
     names = (
-        "host", "project_ids", "refresh", "page_size", "kinds", "tags", "dashboards", "short_ids", "saved",
-        "from_dashboard", "rate_limit", "concurrency", "max_requests", "max_wait_s", "poll_deadline_s",
-        "timeout_s", "max_retries", "allow_insecure_http",
+        "host",
+        "project_ids",
+        "refresh",
+        "page_size",
+        "kinds",
+        "tags",
+        "dashboards",
+        "short_ids",
+        "saved",
+        "from_dashboard",
+        "rate_limit",
+        "concurrency",
+        "max_requests",
+        "max_wait_s",
+        "poll_deadline_s",
+        "timeout_s",
+        "max_retries",
+        "allow_insecure_http",
     )
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     key = os.environ.get(KEY_ENV)
@@ -78,6 +113,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
 
 
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from posthog_insights_cli.backfill import run_backfill
+
+    return run_backfill(args, _source_args(args))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from posthog_insights_cli.show import run_show
+
+    return run_show(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from posthog_insights_cli.demo import run_demo
 
@@ -87,11 +134,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from posthog_emulator.cli import run
 
-    return run(args)
+    return int(run(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="posthog-insights", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="posthog-insights", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -99,7 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(run)
     run.set_defaults(handler=_cmd_run)
 
-    demo = commands.add_parser("demo", help="emulator -> pipeline -> DuckDB in the current directory, then a summary")
+    backfill = commands.add_parser(
+        "backfill", help="recompute insights over past date windows, each window kept as its own snapshot"
+    )
+    backfill.add_argument("--project-id", action="append", dest="project_ids", required=True)
+    backfill.add_argument("--insight", action="append", dest="insights", required=True, help="id or short id")
+    backfill.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
+    backfill.add_argument("--window", choices=("day", "week", "month"), default="week")
+    _add_request_arguments(backfill)
+    _add_destination_arguments(backfill)
+    backfill.set_defaults(handler=_cmd_backfill)
+
+    show = commands.add_parser("show", help="render an insight's latest snapshot from the warehouse as a PNG")
+    show.add_argument("insight", help="insight id or short id")
+    show.add_argument("--project-id", type=int, help="needed when several projects hold the id")
+    show.add_argument("--output", "-o", help="PNG path (default insight-<id>.png)")
+    _add_destination_arguments(show)
+    show.set_defaults(handler=_cmd_show)
+
+    demo = commands.add_parser(
+        "demo", help="emulator -> pipeline -> DuckDB in the current directory, then a summary"
+    )
     demo.add_argument("--insights", type=int, default=300)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--pipelines-dir", default=".posthog-insights-demo")
@@ -150,7 +220,9 @@ def _missing_config_message(exc: BaseException) -> str | None:
                     "[sources.posthog_insights] in .dlt/secrets.toml"
                 )
             if "project_ids" in fields:
-                return "project_id: missing; pass --project-id ID or set SOURCES__POSTHOG_INSIGHTS__PROJECT_IDS"
+                return (
+                    "project_id: missing; pass --project-id ID or set SOURCES__POSTHOG_INSIGHTS__PROJECT_IDS"
+                )
             return f"missing setting(s): {', '.join(sorted(fields))}"
         current = current.__cause__ or current.__context__
     return None

@@ -18,8 +18,8 @@ def format_summary(result: LoadResult) -> str:
     by_kind = requests.get("by_kind", {})
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())) or "none"
     lines.append(
-        f"  requests: {requests.get('total', 0)} ({kinds}); 429s met: {requests.get('throttled', 0)}; "
-        f"retries: {requests.get('retries', 0)}"
+        f"  requests: {requests.get('requests', 0)} ({kinds}); 429s met: {requests.get('throttled', 0)}; "
+        f"retries: {requests.get('retries', 0)}; paced waits: {requests.get('paced_wait_s', 0):.1f}s"
     )
     lines.append("  rows loaded:")
     if result.row_counts:

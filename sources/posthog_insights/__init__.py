@@ -97,7 +97,7 @@ def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
             rows = client.execute_sql(sql, project_id, *ids) or []
     except Exception:  # no destination table yet, or a destination that cannot be read back
         return []
-    return [dict(zip(INSIGHTS_SCHEMA.names, row)) for row in rows]
+    return [dict(zip(INSIGHTS_SCHEMA.names, row, strict=True)) for row in rows]
 
 
 def insights_resource(options: RunOptions, personal_api_key: str, report: RunReport) -> DltResource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -47,6 +48,23 @@ def utcnow() -> datetime:
 def _without_result(item: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata kept for a candidate; the (possibly large) cached result is not held until retrieve."""
     return {k: v for k, v in item.items() if k not in ("result", "columns", "types", "hogql")}
+
+
+class _Progress:
+    """Logs retrieve progress every few seconds, so a long run is visibly alive."""
+
+    def __init__(self, total: int, every_s: float = 5.0) -> None:
+        self.total = total
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self.last = self.started
+
+    def tick(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s or done == self.total:
+            self.last = now
+            rate = done / max(now - self.started, 1e-9)
+            log.info("retrieved %d/%d insights (%.1f/s)", done, self.total, rate)
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,9 @@ class Harvest:
             from_dashboard=self.options.from_dashboard,
         )
 
-    def _from_payload(self, project_id: int, insight_id: int, payload: Mapping[str, Any], via: str) -> Outcome:
+    def _from_payload(
+        self, project_id: int, insight_id: int, payload: Mapping[str, Any], via: str
+    ) -> Outcome:
         """The outcome a payload shows by itself: a result, a calculation error, or a cache miss."""
         query_status = payload.get("query_status")
         if payload.get("result") is not None:
@@ -137,7 +157,7 @@ class Harvest:
                     yield batch
             else:
                 self._defer(candidates)
-        self.report.requests = self.stats.as_dict()
+        self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
         self.report.stopped_early = self._stop
         final = self._recorder.take()
         if final:
@@ -153,6 +173,7 @@ class Harvest:
         opts = self.options
         previously_deferred = {int(i) for i in project_state(self._state, project_id)["deferred"]}
         listed: set[int] = set()
+        candidates_before = len(candidates)
         complete = True
         force = opts.from_dashboard is not None
         try:
@@ -174,7 +195,9 @@ class Harvest:
                                 stale = self._from_payload(project_id, insight_id, item, "list")
                                 self._recorder.outcome(stale, item, final=False)
                         else:
-                            self._recorder.outcome(self._from_payload(project_id, insight_id, item, "list"), item)
+                            self._recorder.outcome(
+                                self._from_payload(project_id, insight_id, item, "list"), item
+                            )
                     if self._recorder.should_flush():
                         yield self._recorder.take()
         except RateLimitExceededError as exc:
@@ -185,6 +208,12 @@ class Harvest:
         except PostHogInsightsError as exc:
             self.report.unfetched.append(f"project {project_id}: {exc}")
             complete = False
+        log.info(
+            "project %s: listed %d insights, %d need a retrieve",
+            project_id,
+            len(listed),
+            len(candidates) - candidates_before,
+        )
         if complete and opts.insight_filter.is_complete_listing and not force:
             vanished = sorted(self._recorder.known_insight_ids(project_id) - listed)
             if vanished:
@@ -214,13 +243,18 @@ class Harvest:
         self.report.retrieves_planned = len(now_batch)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         not_done: list[Candidate] = list(later)
-        tasks = [asyncio.create_task(self._fetch(client, c, metas[(c.project_id, c.insight_id)], queue)) for c in now_batch]
+        tasks = [
+            asyncio.create_task(self._fetch(client, c, metas[(c.project_id, c.insight_id)], queue))
+            for c in now_batch
+        ]
         finished = 0
+        progress = _Progress(len(tasks))
         try:
             while finished < len(tasks):
                 kind, payload = await queue.get()
                 if kind == "done":
                     finished += 1
+                    progress.tick(finished)
                 elif kind == "outcome":
                     outcome, meta = payload
                     self._recorder.outcome(outcome, meta)
@@ -255,12 +289,19 @@ class Harvest:
                 await queue.put(("skipped", cand))
                 return
             try:
-                response = await client.get_insight(pid, iid, refresh=opts.refresh, params=opts.retrieve_params())
+                response = await client.get_insight(
+                    pid, iid, refresh=opts.refresh, params=opts.retrieve_params()
+                )
             except NotFoundError:
                 await queue.put(("deleted", (pid, meta)))
                 return
             except QueryError as exc:
-                await queue.put(("outcome", (self._outcome(pid, iid, settings.STATUS_ERROR, "retrieve", None, str(exc)), meta)))
+                await queue.put(
+                    (
+                        "outcome",
+                        (self._outcome(pid, iid, settings.STATUS_ERROR, "retrieve", None, str(exc)), meta),
+                    )
+                )
                 return
             job = self._pollable_job(response)
             if job is None:
@@ -325,7 +366,9 @@ class Harvest:
                     pid, iid, refresh="force_cache", params=self.options.retrieve_params()
                 )
                 refreshed = parse_time(response.get("last_refresh"))
-                newer = refreshed is not None and (job.previous_refresh is None or refreshed > job.previous_refresh)
+                newer = refreshed is not None and (
+                    job.previous_refresh is None or refreshed > job.previous_refresh
+                )
                 if response.get("result") is not None and newer:
                     return self._from_payload(pid, iid, response, "retrieve")
 

@@ -159,4 +159,3 @@ class RunOptions:
         if self.from_dashboard is not None:
             params["from_dashboard"] = str(self.from_dashboard)
         return params
-

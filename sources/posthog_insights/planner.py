@@ -70,7 +70,9 @@ def candidate(project_id: int, item: Mapping[str, Any], deferred: bool) -> Candi
     )
 
 
-def spend_budget(candidates: Iterable[Candidate], budget: int | None) -> tuple[list[Candidate], list[Candidate]]:
+def spend_budget(
+    candidates: Iterable[Candidate], budget: int | None
+) -> tuple[list[Candidate], list[Candidate]]:
     """Split candidates into (retrieve now, defer to the next run) for `budget` retrieves."""
     ordered = sorted(candidates)
     if budget is None:

@@ -56,7 +56,9 @@ class Recorder:
         self._result_rows: list[dict[str, Any]] = []
 
     # -- insights metadata -------------------------------------------------------------------------
-    def insight(self, project_id: int, item: Mapping[str, Any], seen_at: datetime, deleted: bool = False) -> None:
+    def insight(
+        self, project_id: int, item: Mapping[str, Any], seen_at: datetime, deleted: bool = False
+    ) -> None:
         modified = project_state(self._state, project_id)["modified"]
         key = str(item["id"])
         stamp = str(item.get("last_modified_at"))
@@ -96,10 +98,10 @@ class Recorder:
             result_json = orjson.dumps(response.get("result"), option=orjson.OPT_NON_STR_KEYS).decode()
             digest = _digest(result_json)
             last_refresh = outcome.last_refresh
-            if previous and previous[0] == settings.STATUS_OK and previous[2] == digest:
-                if last_refresh is None or previous[1] == last_refresh.isoformat():
-                    self._report.skipped_unchanged += 1
-                    return
+            same_result = bool(previous) and previous[0] == settings.STATUS_OK and previous[2] == digest
+            if same_result and (last_refresh is None or previous[1] == last_refresh.isoformat()):
+                self._report.skipped_unchanged += 1
+                return
             snapshot = last_refresh or outcome.seen_at
         else:
             digest = _digest(f"{outcome.status}:{outcome.error_message}")
