@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
-from posthog_insights import RunReport, posthog_insights_source
+from posthog_insights import RunReport, posthog_insights_backfill, posthog_insights_source
 from posthog_insights.views import create_latest_views
 
 DEFAULT_PIPELINE = "posthog_insights"
@@ -81,11 +82,34 @@ def load(
 ) -> LoadResult:
     """Run the source once and refresh the views. `source_args` go to `posthog_insights_source`
     (host, project_ids, personal_api_key, refresh, ...); anything not given comes from dlt's config."""
-    started = time.monotonic()
     if pipeline is None:
         pipeline = make_pipeline(pipeline_name, dataset_name, destination, pipelines_dir, progress)
+    return run_source(pipeline, posthog_insights_source, source_args)
+
+
+def backfill(
+    *,
+    pipeline: dlt.Pipeline | None = None,
+    pipeline_name: str = DEFAULT_PIPELINE,
+    dataset_name: str = DEFAULT_DATASET,
+    destination: Any = "duckdb",
+    pipelines_dir: str | None = None,
+    progress: Any = "log",
+    **source_args: Any,
+) -> LoadResult:
+    """Recompute insights over past windows (`insights`, `date_from`, `date_to`, `window`, ...) into the
+    same pipeline and tables as `load`."""
+    if pipeline is None:
+        pipeline = make_pipeline(pipeline_name, dataset_name, destination, pipelines_dir, progress)
+    return run_source(pipeline, posthog_insights_backfill, source_args)
+
+
+def run_source(
+    pipeline: dlt.Pipeline, make_source: Callable[..., Any], source_args: dict[str, Any]
+) -> LoadResult:
+    started = time.monotonic()
     report = RunReport()
-    source = posthog_insights_source(report=report, **source_args)
+    source = make_source(report=report, **source_args)
     finish_pending(pipeline)
     info = pipeline.run(source)
     trace = pipeline.last_trace

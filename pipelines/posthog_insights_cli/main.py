@@ -116,13 +116,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_backfill(args: argparse.Namespace) -> int:
     from posthog_insights_cli.backfill import run_backfill
 
-    return run_backfill(args, _source_args(args))
+    return int(run_backfill(args, _source_args(args)))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from posthog_insights_cli.show import run_show
 
-    return run_show(args)
+    return int(run_show(args))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -7,17 +7,18 @@ one listing serves them all: splitting it would list the project once per table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import dlt
 from dlt.extract.resource import DltResource
 
 from posthog_insights import settings
+from posthog_insights.backfill import BackfillHarvest, date_windows, parse_day
 from posthog_insights.client import normalize_host
 from posthog_insights.errors import ConfigError, PostHogInsightsError
 from posthog_insights.harvest import Harvest, iterate_sync
-from posthog_insights.options import RunOptions, parse_filter, parse_project_ids, parse_refresh
+from posthog_insights.options import RunOptions, as_list, parse_filter, parse_project_ids, parse_refresh
 from posthog_insights.pacer import parse_rate_limit
 from posthog_insights.records import INSIGHTS_PRIMARY_KEY, INSIGHTS_SCHEMA, RESULTS_PRIMARY_KEY
 from posthog_insights.report import RunReport
@@ -30,6 +31,7 @@ __all__ = [
     "RunReport",
     "build_options",
     "insights_resource",
+    "posthog_insights_backfill",
     "posthog_insights_source",
 ]
 
@@ -100,8 +102,14 @@ def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
     return [dict(zip(INSIGHTS_SCHEMA.names, row, strict=True)) for row in rows]
 
 
-def insights_resource(options: RunOptions, personal_api_key: str, report: RunReport) -> DltResource:
-    """The resource behind every table; table variants carry each table's own primary key."""
+HarvestFactory = Callable[[MutableMapping[str, Any]], Harvest]
+
+
+def insights_resource(make_harvest: HarvestFactory) -> DltResource:
+    """The resource behind every table; table variants carry each table's own primary key.
+
+    `make_harvest(state)` builds the run (a plain run or a backfill) over the resource's dlt state.
+    """
 
     @dlt.resource(
         name=settings.TABLE_INSIGHTS,
@@ -110,8 +118,7 @@ def insights_resource(options: RunOptions, personal_api_key: str, report: RunRep
         max_table_nesting=0,
     )
     def insights() -> Iterator[Any]:
-        state = dlt.current.resource_state()
-        harvest = Harvest(options, personal_api_key, state, report, lookup_insights=_previous_insights)
+        harvest = make_harvest(dlt.current.resource_state())
         for batch in iterate_sync(harvest.batches()):
             for table_name, arrow_table in batch:
                 yield dlt.mark.with_table_name(arrow_table, table_name)
@@ -177,6 +184,70 @@ def posthog_insights_source(
         retry_backoff_s=retry_backoff_s,
         allow_insecure_http=allow_insecure_http,
     )
-    if not personal_api_key:
+    _require_key(personal_api_key)
+    run_report = report if report is not None else RunReport()
+    return insights_resource(
+        lambda state: Harvest(
+            options, personal_api_key, state, run_report, lookup_insights=_previous_insights
+        )
+    )
+
+
+def _require_key(personal_api_key: str) -> None:
+    if not personal_api_key or not personal_api_key.strip():
         raise ConfigError("personal_api_key: empty; set POSTHOG_PERSONAL_API_KEY or .dlt/secrets.toml")
-    return insights_resource(options, personal_api_key, report if report is not None else RunReport())
+
+
+@dlt.source(name="posthog_insights", section="posthog_insights", max_table_nesting=0)
+def posthog_insights_backfill(
+    insights: Any = dlt.config.value,
+    date_from: str = dlt.config.value,
+    date_to: str = dlt.config.value,
+    window: str = "week",
+    project_ids: Any = dlt.config.value,
+    personal_api_key: str = dlt.secrets.value,
+    host: str = settings.DEFAULT_HOST,
+    refresh: str = settings.DEFAULT_REFRESH,
+    from_dashboard: int | None = None,
+    rate_limit: str = "240/60,1200/3600",
+    concurrency: int = settings.DEFAULT_CONCURRENCY,
+    max_requests: int | None = None,
+    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
+    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
+    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
+    max_retries: int = settings.DEFAULT_MAX_RETRIES,
+    retry_backoff_s: float = 0.5,
+    allow_insecure_http: bool = False,
+    report: RunReport | None = None,
+) -> DltResource:
+    """Recompute `insights` (ids or short ids) over the windows between `date_from` and `date_to`.
+
+    Loads into the same tables as `posthog_insights_source`, each window its own snapshot (variant
+    `window=<from>..<to>`); resumable, within the same request budget and pacer.
+    """
+    windows = date_windows(parse_day(date_from, "from"), parse_day(date_to, "to"), window)
+    refs = [str(ref).strip() for ref in as_list(insights) if str(ref).strip()]
+    if not refs:
+        raise ConfigError("insight: no insight given; pass --insight ID_OR_SHORT_ID")
+    options = build_options(
+        host=host,
+        project_ids=project_ids,
+        refresh=refresh,
+        from_dashboard=from_dashboard,
+        rate_limit=rate_limit,
+        concurrency=concurrency,
+        max_requests=max_requests,
+        max_wait_s=max_wait_s,
+        poll_deadline_s=poll_deadline_s,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        retry_backoff_s=retry_backoff_s,
+        allow_insecure_http=allow_insecure_http,
+    )
+    _require_key(personal_api_key)
+    run_report = report if report is not None else RunReport()
+    return insights_resource(
+        lambda state: BackfillHarvest(
+            options, personal_api_key, state, run_report, refs, windows, lookup_insights=_previous_insights
+        )
+    )

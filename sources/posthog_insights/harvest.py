@@ -96,8 +96,7 @@ class Harvest:
     # -- outcome helpers ---------------------------------------------------------------------------
     def _outcome(
         self,
-        project_id: int,
-        insight_id: int,
+        target: Candidate,
         status: str,
         via: str,
         response: Mapping[str, Any] | None = None,
@@ -105,8 +104,8 @@ class Harvest:
         query_id: str | None = None,
     ) -> Outcome:
         return Outcome(
-            project_id=project_id,
-            insight_id=insight_id,
+            project_id=target.project_id,
+            insight_id=target.insight_id,
             status=status,
             seen_at=utcnow(),
             refresh_mode=self.options.refresh,
@@ -114,21 +113,19 @@ class Harvest:
             response=response,
             error_message=error,
             query_id=query_id,
-            variant=self.options.variant,
+            variant=target.variant,
             from_dashboard=self.options.from_dashboard,
         )
 
-    def _from_payload(
-        self, project_id: int, insight_id: int, payload: Mapping[str, Any], via: str
-    ) -> Outcome:
+    def _from_payload(self, target: Candidate, payload: Mapping[str, Any], via: str) -> Outcome:
         """The outcome a payload shows by itself: a result, a calculation error, or a cache miss."""
         query_status = payload.get("query_status")
         if payload.get("result") is not None:
-            return self._outcome(project_id, insight_id, settings.STATUS_OK, via, payload)
+            return self._outcome(target, settings.STATUS_OK, via, payload)
         if isinstance(query_status, Mapping) and query_status.get("error"):
             message = str(query_status.get("error_message") or "calculation failed")
-            return self._outcome(project_id, insight_id, settings.STATUS_ERROR, via, payload, message)
-        return self._outcome(project_id, insight_id, settings.STATUS_CACHE_MISS, via, payload)
+            return self._outcome(target, settings.STATUS_ERROR, via, payload, message)
+        return self._outcome(target, settings.STATUS_CACHE_MISS, via, payload)
 
     # -- the run -----------------------------------------------------------------------------------
     async def batches(self) -> AsyncIterator[Batch]:
@@ -147,11 +144,8 @@ class Harvest:
         async with client:
             candidates: list[Candidate] = []
             metas: dict[tuple[int, int], dict[str, Any]] = {}
-            for project_id in opts.project_ids:
-                async for batch in self._list_project(client, project_id, candidates, metas):
-                    yield batch
-                if self._stop:
-                    break
+            async for batch in self._plan(client, candidates, metas):
+                yield batch
             if not self._stop:
                 async for batch in self._retrieve_all(client, candidates, metas):
                     yield batch
@@ -162,6 +156,19 @@ class Harvest:
         final = self._recorder.take()
         if final:
             yield final
+
+    async def _plan(
+        self,
+        client: PostHogClient,
+        candidates: list[Candidate],
+        metas: dict[tuple[int, int], dict[str, Any]],
+    ) -> AsyncIterator[Batch]:
+        """Phase 1: list every project; what the list answers is recorded, the rest become candidates."""
+        for project_id in self.options.project_ids:
+            async for batch in self._list_project(client, project_id, candidates, metas):
+                yield batch
+            if self._stop:
+                return
 
     async def _list_project(
         self,
@@ -187,17 +194,22 @@ class Harvest:
                         listed.add(insight_id)
                         self.report.insights_listed += 1
                         self._recorder.insight(project_id, item, now)
+                        target = candidate(
+                            project_id,
+                            item,
+                            deferred=insight_id in previously_deferred,
+                            variant=opts.variant,
+                            params=opts.retrieve_params(),
+                        )
                         if force or needs_retrieve(item, opts.refresh, now):
-                            candidates.append(candidate(project_id, item, insight_id in previously_deferred))
+                            candidates.append(target)
                             metas[(project_id, insight_id)] = _without_result(item)
                             if item.get("result") is not None and not force:
                                 # a stale result is still a real snapshot of the past: keep it
-                                stale = self._from_payload(project_id, insight_id, item, "list")
+                                stale = self._from_payload(target, item, "list")
                                 self._recorder.outcome(stale, item, final=False)
                         else:
-                            self._recorder.outcome(
-                                self._from_payload(project_id, insight_id, item, "list"), item
-                            )
+                            self._recorder.outcome(self._from_payload(target, item, "list"), item)
                     if self._recorder.should_flush():
                         yield self._recorder.take()
         except RateLimitExceededError as exc:
@@ -222,6 +234,9 @@ class Harvest:
                 previous += [{"id": i} for i in vanished if i not in found]
                 self._recorder.deleted_rows(project_id, previous, utcnow())
 
+    def _after_outcome(self, outcome: Outcome) -> None:
+        """Hook for subclasses that track progress per outcome (backfills)."""
+
     def _defer(self, pending: Iterable[Candidate]) -> None:
         by_project: dict[int, list[int]] = {pid: [] for pid in self.options.project_ids}
         for cand in pending:
@@ -238,7 +253,7 @@ class Harvest:
     ) -> AsyncIterator[Batch]:
         budget = None
         if self.options.max_requests is not None:
-            budget = self.options.max_requests - self.stats.count("list")
+            budget = self.options.max_requests - self.stats.count()
         now_batch, later = spend_budget(candidates, budget)
         self.report.retrieves_planned = len(now_batch)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
@@ -258,6 +273,7 @@ class Harvest:
                 elif kind == "outcome":
                     outcome, meta = payload
                     self._recorder.outcome(outcome, meta)
+                    self._after_outcome(outcome)
                 elif kind == "deleted":
                     project_id, meta = payload
                     self._recorder.insight(project_id, meta, utcnow(), deleted=True)
@@ -289,9 +305,7 @@ class Harvest:
                 await queue.put(("skipped", cand))
                 return
             try:
-                response = await client.get_insight(
-                    pid, iid, refresh=opts.refresh, params=opts.retrieve_params()
-                )
+                response = await client.get_insight(pid, iid, refresh=opts.refresh, params=dict(cand.params))
             except NotFoundError:
                 await queue.put(("deleted", (pid, meta)))
                 return
@@ -299,7 +313,7 @@ class Harvest:
                 await queue.put(
                     (
                         "outcome",
-                        (self._outcome(pid, iid, settings.STATUS_ERROR, "retrieve", None, str(exc)), meta),
+                        (self._outcome(cand, settings.STATUS_ERROR, "retrieve", None, str(exc)), meta),
                     )
                 )
                 return
@@ -307,14 +321,14 @@ class Harvest:
             if job is None:
                 if response.get("result") is None and opts.refresh == "force_async":
                     note = "force_async started a job without a pollable id; the next run reads it from cache"
-                    outcome = self._outcome(pid, iid, settings.STATUS_PENDING, "retrieve", response, note)
+                    outcome = self._outcome(cand, settings.STATUS_PENDING, "retrieve", response, note)
                 else:
-                    outcome = self._from_payload(pid, iid, response, "retrieve")
+                    outcome = self._from_payload(cand, response, "retrieve")
                 await queue.put(("outcome", (outcome, meta)))
                 return
             if response.get("result") is not None:
-                await queue.put(("outcome", (self._from_payload(pid, iid, response, "retrieve"), meta)))
-            outcome = await self._poll(client, pid, iid, job)
+                await queue.put(("outcome", (self._from_payload(cand, response, "retrieve"), meta)))
+            outcome = await self._poll(client, cand, job)
             await queue.put(("outcome", (outcome, meta)))
         except RateLimitExceededError as exc:
             self._stop = self._stop or str(exc)
@@ -332,12 +346,13 @@ class Harvest:
             return None
         return _Job(str(status["id"]), parse_time(response.get("last_refresh")))
 
-    async def _poll(self, client: PostHogClient, pid: int, iid: int, job: _Job) -> Outcome:
+    async def _poll(self, client: PostHogClient, cand: Candidate, job: _Job) -> Outcome:
         """Poll the query-status endpoint until the job completes or the deadline passes.
 
         A key without the `query:read` scope gets 403 there; then the insight is re-read in force_cache
         mode until a newer result lands in the cache.
         """
+        pid, iid = cand.project_id, cand.insight_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.poll_deadline_s
         delay = _POLL_FIRST_S
@@ -347,7 +362,7 @@ class Harvest:
             if remaining <= 0 or self._stop:
                 await client.cancel_query(pid, job.query_id)
                 note = f"job {job.query_id} still running after {self.options.poll_deadline_s:g}s; cancelled"
-                return self._outcome(pid, iid, settings.STATUS_PENDING, "poll", None, note, job.query_id)
+                return self._outcome(cand, settings.STATUS_PENDING, "poll", None, note, job.query_id)
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 1.5, _POLL_MAX_S)
             if use_status_endpoint:
@@ -357,20 +372,18 @@ class Harvest:
                     use_status_endpoint = False
                     continue
                 if status.state == "complete" and status.response is not None:
-                    return self._from_payload(pid, iid, status.response, "poll")
+                    return self._from_payload(cand, status.response, "poll")
                 if status.state == "error":
                     message = status.error_message or "calculation failed"
-                    return self._outcome(pid, iid, settings.STATUS_ERROR, "poll", None, message, job.query_id)
+                    return self._outcome(cand, settings.STATUS_ERROR, "poll", None, message, job.query_id)
             else:
-                response = await client.get_insight(
-                    pid, iid, refresh="force_cache", params=self.options.retrieve_params()
-                )
+                response = await client.get_insight(pid, iid, refresh="force_cache", params=dict(cand.params))
                 refreshed = parse_time(response.get("last_refresh"))
                 newer = refreshed is not None and (
                     job.previous_refresh is None or refreshed > job.previous_refresh
                 )
                 if response.get("result") is not None and newer:
-                    return self._from_payload(pid, iid, response, "retrieve")
+                    return self._from_payload(cand, response, "retrieve")
 
 
 def iterate_sync(batches: AsyncIterator[Batch]) -> Iterator[Batch]:

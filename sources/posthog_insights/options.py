@@ -17,7 +17,7 @@ from posthog_insights.errors import ConfigError
 KINDS = ("TRENDS", "FUNNELS", "RETENTION", "PATHS", "STICKINESS", "LIFECYCLE", "SQL")
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     """dlt hands lists from TOML as lists, env vars as strings ("1,2" or a JSON array)."""
     if value is None or value == "":
         return []
@@ -37,7 +37,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def parse_project_ids(value: Any) -> tuple[int, ...]:
     ids: list[int] = []
-    for raw in _as_list(value):
+    for raw in as_list(value):
         text = str(raw).strip()
         if not text.isdigit():
             raise ConfigError(
@@ -94,12 +94,12 @@ class InsightFilter:
 def parse_filter(
     kinds: Any = None, tags: Any = None, saved: Any = None, dashboards: Any = None, short_ids: Any = None
 ) -> InsightFilter:
-    kind_list = [str(k).upper() for k in _as_list(kinds)]
+    kind_list = [str(k).upper() for k in as_list(kinds)]
     for kind in kind_list:
         if kind not in KINDS:
             raise ConfigError(f"kinds: unknown insight kind {kind!r}; use one of {', '.join(KINDS)}")
     dash_list = []
-    for raw in _as_list(dashboards):
+    for raw in as_list(dashboards):
         if not str(raw).strip().isdigit():
             raise ConfigError(f"dashboards: {raw!r} is not a numeric dashboard id")
         dash_list.append(int(raw))
@@ -116,10 +116,10 @@ def parse_filter(
         raise ConfigError(f"saved: {saved!r} is not true or false")
     return InsightFilter(
         kinds=tuple(kind_list),
-        tags=tuple(str(t) for t in _as_list(tags)),
+        tags=tuple(str(t) for t in as_list(tags)),
         saved=saved_value,
         dashboards=tuple(dash_list),
-        short_ids=tuple(str(s) for s in _as_list(short_ids)),
+        short_ids=tuple(str(s) for s in as_list(short_ids)),
     )
 
 

@@ -53,20 +53,33 @@ def needs_retrieve(item: Mapping[str, Any], mode: str, now: datetime) -> bool:
 
 @dataclass(order=True, frozen=True)
 class Candidate:
-    """An insight waiting for a retrieve; sorts deferred-first, then oldest result first."""
+    """An insight (in one variant: plain, a dashboard's view, a backfill window) waiting for a retrieve.
+
+    Sorts deferred-first, then oldest result first.
+    """
 
     not_deferred: bool
     last_refresh: datetime
     project_id: int
-    insight_id: int = field(compare=True)
+    insight_id: int
+    variant: str = field(default="", compare=False)
+    params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
-def candidate(project_id: int, item: Mapping[str, Any], deferred: bool) -> Candidate:
+def candidate(
+    project_id: int,
+    item: Mapping[str, Any],
+    deferred: bool = False,
+    variant: str = "",
+    params: Mapping[str, str] | None = None,
+) -> Candidate:
     return Candidate(
         not_deferred=not deferred,
         last_refresh=parse_time(item.get("last_refresh")) or _EPOCH,
         project_id=project_id,
         insight_id=int(item["id"]),
+        variant=variant,
+        params=tuple(sorted((params or {}).items())),
     )
 
 
