@@ -67,6 +67,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--short-id", action="append", dest="short_ids", help="only this insight")
     parser.add_argument("--saved", choices=("true", "false"))
+    parser.add_argument(
+        "--activity",
+        action="store_true",
+        default=None,
+        dest="include_activity",
+        help="also load insight_activity (needs the activity_log:read scope)",
+    )
 
 
 def _source_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,6 +97,7 @@ def _source_args(args: argparse.Namespace) -> dict[str, Any]:
         "timeout_s",
         "max_retries",
         "allow_insecure_http",
+        "include_activity",
     )
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     key = os.environ.get(KEY_ENV)

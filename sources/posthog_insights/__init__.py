@@ -14,6 +14,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from posthog_insights import settings
+from posthog_insights.activity import ACTIVITY_PRIMARY_KEY, TABLE_ACTIVITY, activity_tables
 from posthog_insights.backfill import BackfillHarvest, date_windows, parse_day
 from posthog_insights.client import normalize_host
 from posthog_insights.errors import ConfigError, PostHogInsightsError
@@ -156,12 +157,14 @@ def posthog_insights_source(
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
     retry_backoff_s: float = 0.5,
     allow_insecure_http: bool = False,
+    include_activity: bool = False,
     report: RunReport | None = None,
-) -> DltResource:
+) -> list[DltResource]:
     """PostHog saved insights and their results under a `refresh` mode, as tidy tables.
 
     Configure through `.dlt/config.toml` / `.dlt/secrets.toml` (section `[sources.posthog_insights]`) or
     `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
+    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope).
     """
     options = build_options(
         host=host,
@@ -186,11 +189,31 @@ def posthog_insights_source(
     )
     _require_key(personal_api_key)
     run_report = report if report is not None else RunReport()
-    return insights_resource(
+    insights = insights_resource(
         lambda state: Harvest(
             options, personal_api_key, state, run_report, lookup_insights=_previous_insights
         )
     )
+    activity = activity_resource(options, personal_api_key, run_report)
+    activity.selected = bool(include_activity)
+    return [insights, activity]
+
+
+def activity_resource(options: RunOptions, personal_api_key: str, report: RunReport) -> DltResource:
+    """`insight_activity`, incremental on `created_at` with an early stop, merged on its id."""
+
+    @dlt.resource(
+        name=TABLE_ACTIVITY,
+        write_disposition="merge",
+        primary_key=ACTIVITY_PRIMARY_KEY,
+        max_table_nesting=0,
+    )
+    def insight_activity() -> Iterator[Any]:
+        yield from iterate_sync(
+            activity_tables(options, personal_api_key, dlt.current.resource_state(), report)
+        )
+
+    return insight_activity
 
 
 def _require_key(personal_api_key: str) -> None:

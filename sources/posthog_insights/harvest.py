@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from posthog_insights import settings
 from posthog_insights.client import PostHogClient, RequestStats
@@ -386,7 +386,10 @@ class Harvest:
                     return self._from_payload(cand, response, "retrieve")
 
 
-def iterate_sync(batches: AsyncIterator[Batch]) -> Iterator[Batch]:
+T = TypeVar("T")
+
+
+def iterate_sync(batches: AsyncIterator[T]) -> Iterator[T]:
     """Drive the async run from dlt's synchronous extract, on an event loop private to this run.
 
     httpx's AsyncClient and the pacer's primitives live in that loop only, so every run gets fresh ones.
