@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from posthog_emulator import Emulator, EmulatorConfig
+from posthog_insights_cli.analyst import query
 from posthog_insights_cli.loader import duckdb_path, load, make_pipeline
 from posthog_insights_cli.summary import format_summary
 
@@ -71,9 +72,8 @@ def run_demo(insights: int = 300, seed: int = 42, pipelines_dir: str = ".posthog
         )
     print(format_summary(result))
     print(f"\nDuckDB file: {duckdb_path(DEMO_PIPELINE)}  (dataset posthog_insights)")
-    dataset = pipeline.dataset()
     with pd.option_context("display.width", 140, "display.max_columns", 10, "display.max_colwidth", 40):
         for title, sql in EXAMPLE_QUERIES:
-            frame: pd.DataFrame = dataset(sql).df()
+            frame = query(sql, pipeline)
             print(f"\n-- {title}\n{sql}\n{frame.to_string(index=False)}")
     return 0 if result.complete else 1
