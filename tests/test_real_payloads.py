@@ -61,7 +61,9 @@ class RealPayloadServer:
         page = [{k: v for k, v in p.items() if k != "_fixture"} for p in items[offset : offset + limit]]
         following = None
         if offset + limit < len(items):
-            following = f"{self.server.url}/api/projects/1/insights/?order=id&limit={limit}&offset={offset + limit}"
+            following = (
+                f"{self.server.url}/api/projects/1/insights/?order=id&limit={limit}&offset={offset + limit}"
+            )
         return json_reply({"count": len(items), "next": following, "previous": None, "results": page})
 
     def _retrieve(self, request: Request) -> Reply:
@@ -110,17 +112,27 @@ def test_every_real_payload_loads_with_exactly_its_rows(warehouse: Warehouse) ->
     checked = check_all_ok_snapshots(warehouse)
     tidy_total = sum(
         warehouse.count(t)
-        for t in ("trend_points", "funnel_steps", "funnel_conversion_bins", "retention_cells", "path_edges", "sql_rows")
+        for t in (
+            "trend_points",
+            "funnel_steps",
+            "funnel_conversion_bins",
+            "retention_cells",
+            "path_edges",
+            "sql_rows",
+        )
         if t in warehouse.tables()
     )
     assert tidy_total == sum(checked.values())
     # spot values straight from the payload files
     trends = next(p for p in fake.payloads.values() if p["_fixture"] == "trendsLine")
     first = trends["result"][0]["data"]
-    got = [v for (v,) in warehouse.sql(
-        "SELECT value FROM trend_points WHERE insight_id = ? AND series_index = 0 ORDER BY point_index",
-        trends["id"],
-    )]
+    got = [
+        v
+        for (v,) in warehouse.sql(
+            "SELECT value FROM trend_points WHERE insight_id = ? AND series_index = 0 ORDER BY point_index",
+            trends["id"],
+        )
+    ]
     assert got == [float(v) for v in first]
 
 

@@ -37,7 +37,7 @@ def check_trends(wh: Warehouse, key: tuple[Any, ...], result: list[Any]) -> int:
             expected.append((s, 0, series["aggregated_value"]))
     got = _rows(wh, "trend_points", key, "series_index, point_index, value", "series_index, point_index")
     assert [(s, p) for s, p, _ in got] == [(s, p) for s, p, _ in expected], key
-    assert all(_close(g[2], e[2]) for g, e in zip(got, expected)), key
+    assert all(_close(g[2], e[2]) for g, e in zip(got, expected, strict=True)), key
     return len(expected)
 
 
@@ -75,8 +75,8 @@ def check_paths(wh: Warehouse, key: tuple[Any, ...], result: list[Any]) -> int:
 def check_sql(wh: Warehouse, key: tuple[Any, ...], result: list[Any], columns: list[str]) -> int:
     got = _rows(wh, "sql_rows", key, "row_index, row", "row_index")
     assert [r[0] for r in got] == list(range(len(result))), key
-    for (_, row), values in zip(got, result):
-        assert json.loads(row) == dict(zip(columns, values)), key
+    for (_, row), values in zip(got, result, strict=True):
+        assert json.loads(row) == dict(zip(columns, values, strict=False)), key
     return len(result)
 
 

@@ -1,0 +1,75 @@
+"""The `posthog-insights run` command: dlt's config providers, the summary, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tests.conftest import TEST_KEY
+
+
+def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "POSTHOG_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "posthog_insights_cli.main", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _count(path: Path, table: str) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return int(con.execute(f"SELECT COUNT(*) FROM posthog_insights.{table}").fetchone()[0])  # type: ignore[index]
+
+
+def test_run_reads_dlt_env_config_and_prints_a_summary(start_emulator: Any, tmp_path: Path) -> None:
+    emulator = start_emulator(insights=30, projects=(1, 2), error_share=0.0)
+    env = {
+        "SOURCES__POSTHOG_INSIGHTS__HOST": emulator.base_url,
+        "SOURCES__POSTHOG_INSIGHTS__PROJECT_IDS": "1,2",
+        "SOURCES__POSTHOG_INSIGHTS__PERSONAL_API_KEY": TEST_KEY,
+        "SOURCES__POSTHOG_INSIGHTS__RATE_LIMIT": "off",
+    }
+    done = _cli(["run", "--pipelines-dir", str(tmp_path / "p")], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "insights listed: 60" in out
+    assert "429s met: 0" in out
+    for table in ("insights", "insight_results", "trend_points"):
+        assert table in out
+    assert "project 1: listed 30 insights" in done.stderr  # progress while it runs
+    database = tmp_path / "posthog-insights.duckdb"  # named after the pipeline, not the dataset
+    assert _count(database, "insights") == 60
+
+
+def test_run_reads_config_toml_and_key_env(start_emulator: Any, tmp_path: Path) -> None:
+    emulator = start_emulator(insights=12, error_share=0.0)
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.posthog_insights]\nhost = "{emulator.base_url}"\nproject_ids = [1]\nrefresh = "force_cache"\n'
+    )
+    database = tmp_path / "custom.duckdb"
+    env = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY, "DESTINATION__DUCKDB__CREDENTIALS": str(database)}
+    done = _cli(["run", "--rate-limit", "off", "--pipelines-dir", str(tmp_path / "p")], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert emulator.stats.by_kind.get("retrieve", 0) == 0  # refresh came from config.toml
+    assert _count(database, "insights") == 12
+
+
+def test_exit_code_is_non_zero_when_a_project_cannot_be_fetched(start_emulator: Any, tmp_path: Path) -> None:
+    emulator = start_emulator(insights=10, projects=(1,), forbidden_projects=(2,), error_share=0.0)
+    env = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY}
+    args = ["run", "--host", emulator.base_url, "--project-id", "1", "--project-id", "2", "--rate-limit", "off"]
+    done = _cli([*args, "--pipelines-dir", str(tmp_path / "p")], tmp_path, env)
+    assert done.returncode == 1, done.stderr
+    assert "NOT FETCHED: project 2" in done.stdout and "403" in done.stdout
+    assert _count(tmp_path / "posthog-insights.duckdb", "insights") == 10  # project 1 still loaded
