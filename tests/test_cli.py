@@ -14,7 +14,8 @@ from tests.conftest import TEST_KEY
 
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "POSTHOG_"))}
+    ours = ("SOURCES__", "DESTINATION__", "POSTHOG_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     return subprocess.run(
         [sys.executable, "-m", "posthog_insights_cli.main", *args],
         cwd=cwd,
@@ -55,7 +56,8 @@ def test_run_reads_config_toml_and_key_env(start_emulator: Any, tmp_path: Path) 
     emulator = start_emulator(insights=12, error_share=0.0)
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text(
-        f'[sources.posthog_insights]\nhost = "{emulator.base_url}"\nproject_ids = [1]\nrefresh = "force_cache"\n'
+        "[sources.posthog_insights]\n"
+        f'host = "{emulator.base_url}"\nproject_ids = [1]\nrefresh = "force_cache"\n'
     )
     database = tmp_path / "custom.duckdb"
     env = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY, "DESTINATION__DUCKDB__CREDENTIALS": str(database)}
@@ -68,7 +70,8 @@ def test_run_reads_config_toml_and_key_env(start_emulator: Any, tmp_path: Path) 
 def test_exit_code_is_non_zero_when_a_project_cannot_be_fetched(start_emulator: Any, tmp_path: Path) -> None:
     emulator = start_emulator(insights=10, projects=(1,), forbidden_projects=(2,), error_share=0.0)
     env = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY}
-    args = ["run", "--host", emulator.base_url, "--project-id", "1", "--project-id", "2", "--rate-limit", "off"]
+    args = ["run", "--host", emulator.base_url, "--project-id", "1", "--project-id", "2"]
+    args += ["--rate-limit", "off"]
     done = _cli([*args, "--pipelines-dir", str(tmp_path / "p")], tmp_path, env)
     assert done.returncode == 1, done.stderr
     assert "NOT FETCHED: project 2" in done.stdout and "403" in done.stdout
