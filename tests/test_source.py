@@ -183,3 +183,21 @@ def test_two_projects_in_one_run(start_emulator: Any, warehouse: Warehouse) -> N
         2: 15,
     }
     check_all_ok_snapshots(warehouse)
+
+
+def test_from_dashboard_loads_the_dashboard_view_as_its_own_variant(
+    start_emulator: Any, warehouse: Warehouse
+) -> None:
+    emulator = start_emulator(insights=60, error_share=0.0)
+    on_dashboard: dict[int, list[int]] = {}
+    for insight_id in emulator.store.insight_ids(1):
+        for dashboard in emulator.store.insight(1, insight_id).get("dashboards") or []:
+            on_dashboard.setdefault(int(dashboard), []).append(insight_id)
+    dashboard, members = max(on_dashboard.items(), key=lambda kv: len(kv[1]))
+    result = warehouse.load(emulator, refresh="blocking", from_dashboard=dashboard)
+    assert result.complete
+    assert result.report.deleted_flagged == 0
+    rows = warehouse.sql("SELECT insight_id, variant, status FROM insight_results")
+    assert sorted(r[0] for r in rows) == sorted(members)
+    assert {(r[1], r[2]) for r in rows} == {(f"dashboard={dashboard}", "ok")}
+    check_all_ok_snapshots(warehouse)

@@ -73,7 +73,14 @@ def build_options(
         project_ids=parse_project_ids(project_ids),
         refresh=parse_refresh(refresh),
         page_size=int(page_size),
-        insight_filter=parse_filter(kinds, tags, saved, dashboards, short_ids),
+        # a dashboard's view exists only for the insights on it: list just those
+        insight_filter=parse_filter(
+            kinds,
+            tags,
+            saved,
+            dashboards if dashboards or from_dashboard is None else [from_dashboard],
+            short_ids,
+        ),
         from_dashboard=from_dashboard,
         rate_limits=parse_rate_limit(rate_limit),
         concurrency=int(concurrency),

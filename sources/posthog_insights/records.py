@@ -46,7 +46,6 @@ INSIGHTS_SCHEMA = pa.schema(
         pa.field("created_by_email", pa.string()),
         pa.field("last_modified_at", _TS),
         pa.field("last_modified_by_email", pa.string()),
-        pa.field("last_refresh", _TS),
         pa.field("deleted", pa.bool_(), nullable=False),
         pa.field("seen_at", _TS, nullable=False),
     ]
@@ -81,7 +80,6 @@ def insight_row(project_id: int, item: Mapping[str, Any], seen_at: datetime, del
         "created_by_email": _email(item.get("created_by")),
         "last_modified_at": parse_time(item.get("last_modified_at")),
         "last_modified_by_email": _email(item.get("last_modified_by")),
-        "last_refresh": parse_time(item.get("last_refresh")),
         "deleted": bool(deleted or item.get("deleted")),
         "seen_at": seen_at,
     }
