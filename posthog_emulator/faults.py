@@ -15,7 +15,11 @@ from posthog_emulator.config import FaultConfig
 
 # What a 5xx fault answers: load balancers answer 502/503 with HTML, Django's own 500 is PostHog JSON.
 _FIVE_XX: tuple[tuple[int, str, bytes], ...] = (
-    (502, "text/html", b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"),
+    (
+        502,
+        "text/html",
+        b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>",
+    ),
     (
         503,
         "text/html",

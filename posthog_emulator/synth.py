@@ -208,7 +208,9 @@ def query_from_filters(filters: dict[str, Any]) -> dict[str, Any] | None:
     if insight in ("TRENDS", "FUNNELS", "STICKINESS", "LIFECYCLE"):
         entities = filters.get("events") or [{"id": "$pageview", "name": "$pageview"}]
         source["series"] = [
-            _events_node(str(entity.get("id")), entity.get("math")) for entity in entities if isinstance(entity, dict)
+            _events_node(str(entity.get("id")), entity.get("math"))
+            for entity in entities
+            if isinstance(entity, dict)
         ]
         source["interval"] = filters.get("interval") or "day"
     if filters.get("breakdown"):
@@ -345,8 +347,12 @@ def rng_for(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _label(day: date) -> str:
-    return f"{day.day}-{day.strftime('%b')}-{day.year}"
+    """PostHog's day label, e.g. `4-Mar-2022` (English month names, whatever the locale)."""
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
 
 
 def _action(name: str, order: int) -> dict[str, Any]:
@@ -383,10 +389,11 @@ def synthesize(shape: Shape, window: Window, points: int, rng: random.Random) ->
     }
     hogql = _hogql_for(shape)
     if shape.kind in ("SQL", "JSON"):
-        result, columns, types, has_more = _sql_rows(shape, days, points, rng)
-        return Computed(result, columns, types, shape.sql_text or hogql, has_more, resolved)
+        rows, columns, types, has_more = _sql_rows(shape, days, points, rng)
+        return Computed(rows, columns, types, shape.sql_text or hogql, has_more, resolved)
+    result: Any
     if shape.kind == "TRENDS":
-        result: Any = _trends(shape, days, rng)
+        result = _trends(shape, days, rng)
     elif shape.kind == "STICKINESS":
         result = _stickiness(shape, len(days), rng)
     elif shape.kind == "LIFECYCLE":
@@ -581,7 +588,12 @@ def _sql_rows(
             ["count()", "UInt64"],
         ]
         rows: list[list[Any]] = [
-            [rng.choice(EVENTS), f"user{rng.randint(1, 999)}@example.com", rng.choice(BROWSERS), rng.randint(1, 999)]
+            [
+                rng.choice(EVENTS),
+                f"user{rng.randint(1, 999)}@example.com",
+                rng.choice(BROWSERS),
+                rng.randint(1, 999),
+            ]
             for _ in range(n)
         ]
         rows.sort(key=lambda row: -int(row[3]))

@@ -6,6 +6,7 @@ Freshness, async jobs and rate windows all run on one `Clock`, so a test can jum
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -35,6 +36,12 @@ def iso(timestamp: float | None) -> str | None:
     """PostHog's datetime format: ISO 8601 in UTC with microseconds and a `Z`."""
     if timestamp is None:
         return None
+    return _iso(timestamp)
+
+
+@functools.lru_cache(maxsize=65536)
+def _iso(timestamp: float) -> str:
+    # Memoised: the same few timestamps (created_at, last_refresh, ...) are formatted on every request.
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

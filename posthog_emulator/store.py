@@ -1,0 +1,1001 @@
+"""The emulated PostHog state: projects, insights, result caches, async jobs, activity, views.
+
+Everything a request can observe or change lives here, behind one re-entrant lock, so the server
+thread and test threads (through the hooks at the bottom) always see a consistent state. The store
+speaks Python, not HTTP: it returns the dicts PostHog would serialise and raises `ApiError` for
+PostHog's error answers; `server.py` only moves them over the wire.
+
+Cache model (API-FACTS "Retrieve and refresh"): each insight has one cache entry per *variant* (the
+plain insight, or one `from_dashboard` / `filters_override` / `variables_override` combination). An
+entry is fresh until its `cache_target_age` (last_refresh + ttl), stale after, and "lazily stale"
+(old enough for `lazy_async` to recompute) after twice the ttl. Results are synthesised lazily from
+(seed, insight id, variant, window, generation) and kept, serialised, in a bounded LRU, so start-up
+stays cheap at any size and each compute (a new generation) changes the numbers.
+
+Failures: `fails` is a message. A message starting with `concurrency_limit_exceeded` fails only
+calculations (a cached result is still served), like ClickHouse's concurrency limit; any other
+message marks a broken insight whose every synchronous answer is an error (result null,
+`query_status.error` true), including the list's force_cache view; async jobs of either kind end in
+error (the status endpoint answers 400). `fails_validation` makes calculations raise PostHog's 400
+`validation_error` instead (a HogQL error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from posthog_emulator import activity, errors, listing, serialize, synth
+from posthog_emulator.config import EmulatorConfig
+from posthog_emulator.models import (
+    BASE,
+    CACHE_STATES,
+    CONCURRENCY_ERROR,
+    KEY_USER_ID,
+    CacheEntry,
+    Ids,
+    Insight,
+    Job,
+    Project,
+    Variant,
+    parse_refresh,
+)
+from posthog_emulator.seed import make_user, seed_project
+from posthog_emulator.timeutil import Clock, iso, parse_date, utc_date
+
+# Fields whose change moves last_modified_at (PostHog's MATERIAL_INSIGHT_FIELDS).
+MATERIAL_FIELDS: frozenset[str] = frozenset({"name", "description", "filters", "query", "tags"})
+# Query parameters of the list that do not filter or order.
+_NON_FILTER_PARAMS = frozenset({"limit", "offset", "basic", "refresh", "personal_api_key", "format"})
+UPDATABLE_FIELDS: tuple[str, ...] = (
+    "name",
+    "derived_name",
+    "description",
+    "query",
+    "filters",
+    "tags",
+    "saved",
+    "favorited",
+    "dashboards",
+    "deleted",
+    "order",
+)
+
+
+class Store:
+    """All emulated state, plus the test hooks (`insight`, `set_cache_state`, `advance_clock`, ...)."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self._lock = threading.RLock()
+        self._projects: dict[int, Project] = {}
+        self._forbidden = frozenset(config.forbidden_projects) - frozenset(config.projects)
+        self._cache: dict[tuple[int, int, str], CacheEntry] = {}
+        self._generations: dict[tuple[int, int, str], int] = {}
+        self._jobs: dict[str, Job] = {}
+        self._job_by_key: dict[tuple[int, int, str], str] = {}
+        self._legacy_cache: dict[tuple[int, str], CacheEntry] = {}
+        self._viewed: dict[int, dict[int, float]] = {}
+        self._lru: OrderedDict[tuple[Any, ...], tuple[synth.Computed, bytes]] = OrderedDict()
+        self._lru_capacity = max(32, min(4096, 2_000_000 // max(config.points, 1)))
+        self._list_requests = 0
+        self._log_sequence = 0
+        self._metadata_version = 0
+        self._list_memo: dict[tuple[Any, ...], list[Insight]] = {}
+        self._ids = Ids()
+        self._users = [make_user(config.seed, index + 1) for index in range(config.users)]
+        self._seed()
+
+    # ----------------------------------------------------------------------------------------------
+    # Seeding
+    # ----------------------------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        now = self.clock()
+        for project_id in self.config.projects:
+            project, cached = seed_project(self.config, project_id, now, self._ids)
+            self._projects[project_id] = project
+            for insight, last_refresh in cached:
+                self._put_entry(insight, BASE, last_refresh, generation=0)
+
+    # ----------------------------------------------------------------------------------------------
+    # Lookups
+    # ----------------------------------------------------------------------------------------------
+
+    def check_project(self, project_id: int) -> Project:
+        """The project, or PostHog's 404 (unknown) / 403 (the key may not read it)."""
+        project = self._projects.get(project_id)
+        if project is not None:
+            return project
+        if project_id in self._forbidden:
+            raise errors.permission_denied("You don't have access to the project.")
+        raise errors.not_found("Project not found.")
+
+    def _get(self, project: Project, ident: str | int, *, include_deleted: bool = False) -> Insight:
+        """PostHog's lookup: an all-digit value is tried as the primary key first, then as short_id."""
+        text = str(ident)
+        insight: Insight | None = None
+        if text.isdigit():
+            insight = project.insights.get(int(text))
+        if insight is None:
+            insight_id = project.by_short_id.get(text)
+            insight = project.insights.get(insight_id) if insight_id is not None else None
+        if insight is None or (insight.deleted and not include_deleted):
+            raise errors.not_found()
+        return insight
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        return self._users[(user_id - 1) % len(self._users)]
+
+    # ----------------------------------------------------------------------------------------------
+    # Cache and calculations
+    # ----------------------------------------------------------------------------------------------
+
+    def cache_key_string(self, insight: Insight, variant: Variant) -> str:
+        material = f"{insight.project_id}:{insight.id}:{insight.version}:{variant.key}"
+        return f"cache_{insight.project_id}_{hashlib.sha256(material.encode()).hexdigest()}"
+
+    def _window(self, insight: Insight, variant: Variant, at: float) -> synth.Window:
+        """The days a calculation at time `at` covers: the override's or dashboard's dates, else the
+        query's date range, else the last `points` days."""
+        today = utc_date(at)
+        date_from: Any = None
+        date_to: Any = None
+        if variant.filters:
+            date_from = variant.filters.get("date_from")
+            date_to = variant.filters.get("date_to")
+        if date_from is None and date_to is None:
+            date_from, date_to = insight.shape.date_from, insight.shape.date_to
+        try:
+            end = parse_date(str(date_to), at).date() if date_to else today
+            if date_from and str(date_from) != "all":
+                start = parse_date(str(date_from), at).date()
+            else:
+                start = end - timedelta(days=self.config.points - 1)
+        except ValueError as exc:
+            raise errors.validation(f"Invalid date range: {exc}", "filters_override") from exc
+        if start > end:
+            raise errors.validation("date_from must be before date_to", "filters_override")
+        start = max(start, end - timedelta(days=synth.MAX_WINDOW_DAYS - 1))
+        return synth.Window(start, end)
+
+    def _put_entry(self, insight: Insight, variant: Variant, at: float, *, generation: int) -> CacheEntry:
+        ttl = self.config.cache_ttl_s
+        entry = CacheEntry(
+            last_refresh=at,
+            cache_target_age=at + ttl,
+            next_allowed=at + self.config.client_refresh_s,
+            generation=generation,
+            window=self._window(insight, variant, at),
+        )
+        self._cache[(insight.project_id, insight.id, variant.key)] = entry
+        return entry
+
+    def _compute_entry(self, insight: Insight, variant: Variant, at: float) -> CacheEntry:
+        key = (insight.project_id, insight.id, variant.key)
+        generation = self._generations.get(key, 0) + 1
+        self._generations[key] = generation
+        return self._put_entry(insight, variant, at, generation=generation)
+
+    def _computed(
+        self, insight: Insight, variant: Variant, entry: CacheEntry
+    ) -> tuple[synth.Computed, bytes]:
+        """The (memoised) synthetic result of a cache entry, with its JSON serialisation."""
+        lru_key = (
+            insight.project_id,
+            insight.id,
+            insight.version,
+            variant.key,
+            entry.generation,
+            entry.window,
+        )
+        hit = self._lru.get(lru_key)
+        if hit is not None:
+            self._lru.move_to_end(lru_key)
+            return hit
+        rng = synth.rng_for(
+            self.config.seed, insight.id, insight.version, variant.key, entry.window.key(), entry.generation
+        )
+        computed = synth.synthesize(insight.shape, entry.window, self.config.points, rng)
+        value = (computed, orjson.dumps(computed.result))
+        self._lru[lru_key] = value
+        if len(self._lru) > self._lru_capacity:
+            self._lru.popitem(last=False)
+        return value
+
+    def _cached_fields(
+        self,
+        insight: Insight,
+        variant: Variant,
+        entry: CacheEntry,
+        *,
+        is_cached: bool,
+        status: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        computed, result_json = self._computed(insight, variant, entry)
+        return {
+            "result": orjson.Fragment(result_json),
+            "hasMore": computed.has_more,
+            "columns": computed.columns,
+            "types": computed.types,
+            "hogql": computed.hogql,
+            "last_refresh": iso(entry.last_refresh),
+            "cache_target_age": iso(entry.cache_target_age),
+            "next_allowed_client_refresh": iso(entry.next_allowed),
+            "is_cached": is_cached,
+            "timezone": self.config.timezone,
+            "query_status": status,
+            "resolved_date_range": computed.resolved_date_range,
+            "filters_hash": self.cache_key_string(insight, variant),
+        }
+
+    def _miss_fields(
+        self, insight: Insight, variant: Variant, status: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {
+            "result": None,
+            "hasMore": None,
+            "columns": None,
+            "types": None,
+            "hogql": None,
+            "last_refresh": None,
+            "cache_target_age": None,
+            "next_allowed_client_refresh": None,
+            "is_cached": False,
+            "timezone": None,
+            "query_status": status,
+            "resolved_date_range": None,
+            "filters_hash": self.cache_key_string(insight, variant),
+        }
+
+    def _error_fields(
+        self, insight: Insight, variant: Variant, client_query_id: str | None
+    ) -> dict[str, Any]:
+        """PostHog's answer when a calculation raises: 200, result null, query_status.error true."""
+        message = insight.fails or "error"
+        concurrency = message.startswith(CONCURRENCY_ERROR)
+        fields = self._miss_fields(insight, variant, None)
+        fields |= {
+            "last_refresh": iso(self.clock()) if concurrency else None,
+            "timezone": self.config.timezone,
+            "filters_hash": None,
+            "query_status": {
+                "id": client_query_id or self.cache_key_string(insight, variant),
+                "team_id": insight.project_id,
+                "insight_id": insight.id,
+                "dashboard_id": variant.dashboard_id,
+                "complete": False,
+                "error": True,
+                "error_message": CONCURRENCY_ERROR if concurrency else message,
+                "results": None,
+                "start_time": None,
+                "end_time": None,
+                "expiration_time": None,
+                "pickup_time": None,
+                "query_async": True,
+                "query_progress": None,
+                "task_id": None,
+                "labels": None,
+            },
+        }
+        return fields
+
+    def _state(self, entry: CacheEntry | None, now: float) -> str:
+        if entry is None:
+            return "missing"
+        if now < entry.cache_target_age:
+            return "fresh"
+        if now - entry.last_refresh >= 2 * self.config.cache_ttl_s:
+            return "very_stale"
+        return "stale"
+
+    def _resolve(
+        self, insight: Insight, variant: Variant, mode: str, client_query_id: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """The result fields of one read under `mode`; the bool tells whether it computed synchronously.
+
+        This is API-FACTS' refresh table, row by row.
+        """
+        key = (insight.project_id, insight.id, variant.key)
+        self._settle_key(key)
+        now = self.clock()
+        entry = self._cache.get(key)
+        state = self._state(entry, now)
+        broken = (
+            insight.fails is not None
+            and not insight.fails_validation
+            and not insight.fails.startswith(CONCURRENCY_ERROR)
+        )
+
+        def cached(status: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+            assert entry is not None
+            return self._cached_fields(insight, variant, entry, is_cached=True, status=status), False
+
+        def compute() -> tuple[dict[str, Any], bool]:
+            if insight.fails_validation:
+                raise errors.validation(
+                    insight.fails or "Query validation failed.", code="query_validation_error"
+                )
+            if insight.fails is not None:
+                return self._error_fields(insight, variant, client_query_id), False
+            fresh_entry = self._compute_entry(insight, variant, now)
+            return self._cached_fields(insight, variant, fresh_entry, is_cached=False, status=None), True
+
+        def with_job() -> dict[str, Any]:
+            return self._job_status(self._start_job(insight, variant, client_query_id), show_progress=False)
+
+        def running_job() -> dict[str, Any] | None:
+            job_id = self._job_by_key.get(key)
+            job = self._jobs.get(job_id) if job_id else None
+            if job is None or job.state != "running":
+                return None
+            return self._job_status(job, show_progress=False)
+
+        if broken and mode in ("force_cache", "blocking", "force_blocking"):
+            return self._error_fields(insight, variant, client_query_id), False
+        if mode == "force_cache":
+            return (
+                cached() if entry is not None else (self._miss_fields(insight, variant, running_job()), False)
+            )
+        if mode == "force_blocking":
+            return compute()
+        if mode == "force_async":
+            return self._miss_fields(insight, variant, with_job()), False
+        if state == "fresh":
+            return cached()
+        if mode == "blocking":
+            return compute()
+        if mode == "async":
+            return (
+                cached(with_job())
+                if entry is not None
+                else (self._miss_fields(insight, variant, with_job()), False)
+            )
+        if mode == "async_except_on_cache_miss":
+            return cached(with_job()) if entry is not None else compute()
+        if mode == "lazy_async":
+            if entry is None:
+                return self._miss_fields(insight, variant, with_job()), False
+            return cached(with_job()) if state == "very_stale" else cached()
+        raise AssertionError(f"unknown refresh mode {mode}")
+
+    # ----------------------------------------------------------------------------------------------
+    # Async jobs
+    # ----------------------------------------------------------------------------------------------
+
+    def _start_job(self, insight: Insight, variant: Variant, client_query_id: str | None) -> Job:
+        key = (insight.project_id, insight.id, variant.key)
+        job_id = client_query_id or self.cache_key_string(insight, variant)
+        existing = self._jobs.get(job_id)
+        if existing is not None and existing.state == "running" and existing.cache_key == key:
+            return existing  # PostHog uses the cache key as query id to avoid duplicate calculations
+        now = self.clock()
+        job = Job(
+            id=job_id,
+            project_id=insight.project_id,
+            insight_id=insight.id,
+            cache_key=key,
+            variant=variant,
+            task_id=str(uuid.UUID(int=random.Random(f"{job_id}:{now}").getrandbits(128), version=4)),
+            start=now,
+            ready_at=now + self.config.async_delay_s,
+        )
+        self._jobs[job_id] = job
+        self._job_by_key[key] = job_id
+        return job
+
+    def _settle_key(self, key: tuple[int, int, str]) -> None:
+        job_id = self._job_by_key.get(key)
+        job = self._jobs.get(job_id) if job_id else None
+        if job is not None:
+            self._settle(job)
+
+    def _settle(self, job: Job) -> None:
+        """Finish a job whose time has come: write the cache (or record the failure)."""
+        if job.state != "running" or self.clock() < job.ready_at:
+            return
+        project = self._projects[job.project_id]
+        insight = project.insights.get(job.insight_id)
+        job.end = job.ready_at
+        if insight is None:
+            job.state, job.error_message = "error", "Insight not found"
+            return
+        if insight.fails is not None:
+            job.state = "error"
+            job.error_message = (
+                CONCURRENCY_ERROR if insight.fails.startswith(CONCURRENCY_ERROR) else insight.fails
+            )
+            return
+        entry = self._compute_entry(insight, job.variant, job.ready_at)
+        fields = self._cached_fields(insight, job.variant, entry, is_cached=False, status=None)
+        # PostHog nests the query runner's response here, whose list is `results`; `result` mirrors it
+        # so that a retrieve-shaped reader finds it too.
+        fields["results"] = fields["result"]
+        fields["cache_key"] = fields["filters_hash"]
+        job.results = fields
+        job.state = "complete"
+
+    def _job_status(self, job: Job, *, show_progress: bool) -> dict[str, Any]:
+        self._settle(job)
+        progress = None
+        if show_progress and job.state == "running":
+            span = max(job.ready_at - job.start, 1e-6)
+            done = min(1.0, max(0.0, (self.clock() - job.start) / span))
+            progress = {
+                "bytes_read": int(done * 5_000_000),
+                "rows_read": int(done * 100_000),
+                "estimated_rows_total": 100_000,
+                "time_elapsed": round(done * span, 3),
+                "active_cpu_time": int(done * span * 1_000_000),
+            }
+        return {
+            "id": job.id,
+            "team_id": job.project_id,
+            "insight_id": job.insight_id,
+            "dashboard_id": job.variant.dashboard_id,
+            "complete": job.state != "running",
+            "error": job.state == "error",
+            "error_message": job.error_message,
+            "results": job.results,
+            "start_time": iso(job.start),
+            "pickup_time": iso(job.start),
+            "end_time": iso(job.end),
+            "expiration_time": iso(job.start + self.config.async_delay_s + 86400),
+            "query_async": True,
+            "query_progress": progress,
+            "task_id": job.task_id,
+            "labels": None,
+        }
+
+    def query_status(self, project_id: int, query_id: str, *, show_progress: bool = False) -> dict[str, Any]:
+        """The status endpoint's `query_status` (the server maps it to 202 / 200 / 400 / 500)."""
+        with self._lock:
+            self.check_project(project_id)
+            job = self._jobs.get(query_id)
+            if job is None or job.project_id != project_id:
+                raise errors.not_found("Query not found.")
+            return self._job_status(job, show_progress=show_progress)
+
+    def cancel(self, project_id: int, query_id: str) -> bool:
+        """Cancel a job; PostHog forgets its status (a later poll is 404). Unknown ids are no error."""
+        with self._lock:
+            self.check_project(project_id)
+            job = self._jobs.get(query_id)
+            if job is None or job.project_id != project_id:
+                return False
+            del self._jobs[query_id]
+            if self._job_by_key.get(job.cache_key) == query_id:
+                del self._job_by_key[job.cache_key]
+            return True
+
+    # ----------------------------------------------------------------------------------------------
+    # Representations
+    # ----------------------------------------------------------------------------------------------
+
+    def _full(self, insight: Insight, fields: dict[str, Any], variant: Variant = BASE) -> dict[str, Any]:
+        return serialize.full(insight, fields, self.user, variant)
+
+    def _basic(self, insight: Insight) -> dict[str, Any]:
+        return serialize.basic(insight, self.user)
+
+    # ----------------------------------------------------------------------------------------------
+    # List
+    # ----------------------------------------------------------------------------------------------
+
+    def _ordered_insights(self, project: Project, params: Mapping[str, str]) -> list[Insight]:
+        """Filter and order the project's insights. An explicitly ordered result is memoised until
+        metadata changes (a paging client asks for the same order 100 times), unless a relative date
+        filter makes it depend on the clock; the default order is reshuffled on every request."""
+        order = params.get("order")
+        relevant = tuple(sorted((k, v) for k, v in params.items() if k not in _NON_FILTER_PARAMS))
+        memo_key = (project.id, relevant, self._metadata_version)
+        cacheable = bool(order) and not any(k in listing.DATE_FILTERS for k, _ in relevant)
+        if cacheable and memo_key in self._list_memo:
+            return self._list_memo[memo_key]
+        checks = listing.list_filters(params, self.clock())
+        matched = [i for i in project.insights.values() if not i.deleted and all(c(i) for c in checks)]
+        if not order:
+            self._list_requests += 1
+        result = listing.ordered(matched, order, f"{self.config.seed}:list:{self._list_requests}")
+        if cacheable:
+            if len(self._list_memo) >= 32:
+                self._list_memo.clear()
+            self._list_memo[memo_key] = result
+        return result
+
+    def _touch(self) -> None:
+        """Metadata changed: memoised list orders are out of date."""
+        self._metadata_version += 1
+        self._list_memo.clear()
+
+    def list_insights(
+        self, project_id: int, params: Mapping[str, str], *, basic: bool, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the list: (count, items). Items carry their force_cache result unless basic."""
+        with self._lock:
+            project = self.check_project(project_id)
+            ordered = self._ordered_insights(project, params)
+            page = ordered[offset : offset + limit]
+            if basic:
+                return len(ordered), [self._basic(insight) for insight in page]
+            items = []
+            for insight in page:
+                fields, _ = self._resolve(insight, BASE, "force_cache", None)
+                items.append(self._full(insight, fields))
+            return len(ordered), items
+
+    # ----------------------------------------------------------------------------------------------
+    # Retrieve
+    # ----------------------------------------------------------------------------------------------
+
+    def _variant(
+        self,
+        project: Project,
+        insight: Insight,
+        from_dashboard: str | None,
+        filters_override: str | None,
+        variables_override: str | None,
+    ) -> Variant:
+        dashboard_id: int | None = None
+        filters: dict[str, Any] | None = None
+        parts: list[str] = []
+        if from_dashboard is not None:
+            if not from_dashboard.isdigit() or int(from_dashboard) not in insight.dashboards:
+                raise errors.not_found("Insight is not on this dashboard.")
+            dashboard_id = int(from_dashboard)
+            dashboard_filters = project.dashboards.get(dashboard_id, {}).get("filters") or {}
+            filters = {key: value for key, value in dashboard_filters.items() if value is not None} or None
+            parts.append(f"d={dashboard_id}")
+        for name, raw in (("filters_override", filters_override), ("variables_override", variables_override)):
+            if raw is None:
+                continue
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise errors.validation(f"{name} is not valid JSON", name) from exc
+            if not isinstance(value, dict):
+                raise errors.validation(f"{name} must be a JSON object", name)
+            if name == "filters_override":
+                filters = {key: item for key, item in value.items() if item is not None}
+            parts.append(f"{name[0]}={orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()}")
+        if not parts:
+            return BASE
+        return Variant("|".join(parts), dashboard_id, filters)
+
+    def retrieve(
+        self,
+        project_id: int,
+        ident: str,
+        *,
+        refresh: str | None = None,
+        from_dashboard: str | None = None,
+        filters_override: str | None = None,
+        variables_override: str | None = None,
+        client_query_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """GET .../insights/{id}/: (representation, whether it computed synchronously)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, ident)
+            variant = self._variant(project, insight, from_dashboard, filters_override, variables_override)
+            fields, computed = self._resolve(insight, variant, parse_refresh(refresh), client_query_id)
+            return self._full(insight, fields, variant), computed
+
+    # ----------------------------------------------------------------------------------------------
+    # Create, update, activity, sharing, views
+    # ----------------------------------------------------------------------------------------------
+
+    def _validate_body(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        for key in UPDATABLE_FIELDS:
+            if key not in body:
+                continue
+            value = body[key]
+            if key == "query" and value is not None:
+                if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+                    raise errors.validation("Query must be a valid JSON object with a kind", "query")
+                source = value.get("source")
+                if value["kind"] == "InsightVizNode" and (
+                    not isinstance(source, dict) or source.get("kind") not in synth.INSIGHT_BY_SOURCE_KIND
+                ):
+                    raise errors.validation("InsightVizNode needs a source of a known insight kind", "query")
+            if key == "filters" and value is not None and not isinstance(value, dict):
+                raise errors.validation("filters must be an object", "filters")
+            if key == "tags" and (not isinstance(value, list) or not all(isinstance(t, str) for t in value)):
+                raise errors.validation("tags must be a list of strings", "tags")
+            if key == "dashboards" and (
+                not isinstance(value, list) or not all(isinstance(d, int) for d in value)
+            ):
+                raise errors.validation("dashboards must be a list of ids", "dashboards")
+            if key in ("saved", "favorited", "deleted") and not isinstance(value, bool):
+                raise errors.validation(f"{key} must be a boolean", key)
+            if key == "order" and value is not None and not isinstance(value, int):
+                raise errors.validation("order must be an integer", key)
+            if (
+                key in ("name", "derived_name", "description")
+                and value is not None
+                and not isinstance(value, str)
+            ):
+                raise errors.validation(f"{key} must be a string", key)
+            clean[key] = value
+        return clean
+
+    def _check_dashboards(self, project: Project, dashboard_ids: list[int]) -> None:
+        for dashboard_id in dashboard_ids:
+            if dashboard_id not in project.dashboards:
+                raise errors.validation("Dashboard not found", "dashboards")
+
+    def _log(
+        self, project: Project, insight: Insight, action: str, changes: list[dict[str, Any]] | None
+    ) -> None:
+        self._log_sequence += 1
+        record = activity.entry(
+            insight, action, changes, self.user(KEY_USER_ID), self.clock(), f"log:{self._log_sequence}"
+        )
+        if project.activity is None:
+            project.pending_activity.append(record)
+        else:
+            project.activity.append(record)
+
+    def _activity_log(self, project: Project) -> list[dict[str, Any]]:
+        """The project's log, oldest first, seeded "created" records included."""
+        if project.activity is None:
+            users = {user["id"]: user for user in self._users}
+            project.activity = (
+                activity.seeded_log(project.insights.values(), users) + project.pending_activity
+            )
+            project.pending_activity = []
+        return project.activity
+
+    def create(self, project_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            project = self.check_project(project_id)
+            clean = self._validate_body(body)
+            if clean.get("dashboards"):
+                self._check_dashboards(project, clean["dashboards"])
+            now = self.clock()
+            insight_id = self._ids.insight()
+            insight = Insight(
+                id=insight_id,
+                short_id=self._ids.short_id(random.Random(f"{self.config.seed}:create:{insight_id}")),
+                project_id=project_id,
+                name=clean.get("name"),
+                derived_name=clean.get("derived_name"),
+                description=clean.get("description"),
+                query=clean.get("query"),
+                filters=clean.get("filters") or {},
+                saved=clean.get("saved", False),
+                favorited=clean.get("favorited", False),
+                tags=sorted(set(clean.get("tags") or [])),
+                dashboards=sorted(set(clean.get("dashboards") or [])),
+                order=clean.get("order"),
+                created_at=now,
+                created_by=KEY_USER_ID,
+                last_modified_at=now,
+                last_modified_by=KEY_USER_ID,
+                updated_at=now,
+                deleted=bool(clean.get("deleted", False)),
+            )
+            insight.refresh_definition()
+            project.add(insight)
+            self._touch()
+            self._viewed.setdefault(project_id, {})[insight.id] = now
+            insight.last_viewed_at = now
+            self._log(project, insight, "created", None)
+            fields, _ = self._resolve(insight, BASE, "force_cache", None)
+            return self._full(insight, fields)
+
+    def update(self, project_id: int, ident: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH: changes are logged with before/after; `deleted: true` soft-deletes, false restores."""
+        with self._lock:
+            project = self.check_project(project_id)
+            restoring = body.get("deleted") is False
+            insight = self._get(project, ident, include_deleted=restoring)
+            clean = self._validate_body(body)
+            clean.setdefault("saved", True)  # PostHog's update defaults saved to True
+            if "dashboards" in clean:
+                self._check_dashboards(project, clean["dashboards"])
+                clean["dashboards"] = sorted(set(clean["dashboards"]))
+            if "tags" in clean:
+                clean["tags"] = sorted(set(clean["tags"]))
+            changes = []
+            for key, value in clean.items():
+                before = getattr(insight, key)
+                if before == value:
+                    continue
+                changes.append(activity.change(key, before, value))
+                setattr(insight, key, value)
+            now = self.clock()
+            changed_fields = {change["field"] for change in changes}
+            if changed_fields & MATERIAL_FIELDS:
+                insight.last_modified_at = now
+                insight.last_modified_by = KEY_USER_ID
+            insight.updated_at = now
+            self._touch()
+            if changed_fields & {"query", "filters", "dashboards"}:
+                insight.refresh_definition()
+            if changed_fields & {"query", "filters"}:
+                insight.version += 1  # a new query is a new cache key: old results are unreachable
+                for cache_key in [k for k in self._cache if k[0] == project_id and k[1] == insight.id]:
+                    del self._cache[cache_key]
+            action = "updated"
+            if "deleted" in changed_fields:
+                action = "deleted" if insight.deleted else "restored"
+            self._log(project, insight, action, changes)
+            fields, _ = self._resolve(insight, BASE, "force_cache", None)
+            return self._full(insight, fields)
+
+    def activity(
+        self, project_id: int, ident: str | None, *, limit: int, page: int
+    ) -> tuple[list[dict[str, Any]], bool, bool, int]:
+        """Activity, newest first, page-based like PostHog: (results, has_next, has_previous, total)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            item_id = None if ident is None else str(self._get(project, ident).id)
+            return activity.page(self._activity_log(project), item_id, limit=limit, page=page)
+
+    def sharing(
+        self, project_id: int, ident: str, changes: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, ident)
+            if insight.sharing is None:
+                token = hashlib.sha256(f"{self.config.seed}:share:{insight.id}".encode()).hexdigest()[:22]
+                insight.sharing = {
+                    "created_at": None,
+                    "enabled": False,
+                    "access_token": token,
+                    "settings": None,
+                    "password_required": False,
+                    "share_passwords": [],
+                }
+            if changes:
+                for key in ("enabled", "password_required"):
+                    if key in changes:
+                        if not isinstance(changes[key], bool):
+                            raise errors.validation(f"{key} must be a boolean", key)
+                        insight.sharing[key] = changes[key]
+                if "settings" in changes:
+                    if changes["settings"] is not None and not isinstance(changes["settings"], dict):
+                        raise errors.validation("settings must be an object", "settings")
+                    insight.sharing["settings"] = changes["settings"]
+                if insight.sharing["created_at"] is None:
+                    insight.sharing["created_at"] = iso(self.clock())
+            return dict(insight.sharing)
+
+    def mark_viewed(self, project_id: int, insight_ids: list[int]) -> None:
+        with self._lock:
+            project = self.check_project(project_id)
+            now = self.clock()
+            views = self._viewed.setdefault(project_id, {})
+            for insight_id in insight_ids:
+                insight = project.insights.get(insight_id)
+                if insight is not None and not insight.deleted:
+                    views[insight_id] = now
+                    insight.last_viewed_at = now
+            self._touch()
+
+    def viewed_one(self, project_id: int, ident: str) -> None:
+        with self._lock:
+            project = self.check_project(project_id)
+            self.mark_viewed(project_id, [self._get(project, ident).id])
+
+    def my_last_viewed(self, project_id: int) -> list[dict[str, Any]]:
+        """The 5 insights this key's user viewed last, newest first (basic representation)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            views = self._viewed.get(project_id, {})
+            recent = sorted(views.items(), key=lambda item: (-item[1], -item[0]))
+            out = []
+            for insight_id, _ in recent:
+                insight = project.insights.get(insight_id)
+                if insight is None or insight.deleted:
+                    continue
+                out.append(self._basic(insight))
+                if len(out) == 5:
+                    break
+            return out
+
+    def legacy_compute(
+        self, project_id: int, endpoint: str, filters: dict[str, Any], refresh: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """The legacy `POST .../insights/{trend,funnel,retention,path}/` and `funnel/correlation/`.
+
+        They run the filters as a query in a blocking mode (recent cache, else compute); the answer
+        is `{result, timezone, is_cached, last_refresh, timings}` (+ `next` for trends).
+        """
+        kind = {"trend": "TRENDS", "funnel": "FUNNELS", "retention": "RETENTION", "path": "PATHS"}.get(
+            endpoint
+        )
+        with self._lock:
+            self.check_project(project_id)
+            if kind is None:  # funnel/correlation
+                kind = "FUNNELS"
+            if endpoint == "trend":
+                # The trend endpoint also serves stickiness and lifecycle filters.
+                asked = str(filters.get("insight") or "TRENDS").upper()
+                kind = asked if asked in ("TRENDS", "STICKINESS", "LIFECYCLE") else "TRENDS"
+            legacy_filters = {**filters, "insight": kind}
+            canonical = orjson.dumps(legacy_filters, option=orjson.OPT_SORT_KEYS).decode()
+            transient = Insight(
+                id=0,
+                short_id="",
+                project_id=project_id,
+                name=None,
+                derived_name=None,
+                description=None,
+                query=None,
+                filters=legacy_filters,
+                saved=False,
+                favorited=False,
+                tags=[],
+                dashboards=[],
+                order=None,
+                created_at=0.0,
+                created_by=1,
+                last_modified_at=0.0,
+                last_modified_by=1,
+                updated_at=0.0,
+            )
+            transient.refresh_definition()
+            variant = Variant(f"legacy={endpoint}:{canonical}", None, legacy_filters)
+            now = self.clock()
+            cache_key = (project_id, canonical + endpoint)
+            entry = self._legacy_cache.get(cache_key)
+            mode = parse_refresh(refresh) if refresh is not None else "blocking"
+            computed = entry is None or mode == "force_blocking" or now >= entry.cache_target_age
+            if computed:
+                generation = (entry.generation + 1) if entry is not None else 1
+                entry = CacheEntry(
+                    last_refresh=now,
+                    cache_target_age=now + self.config.cache_ttl_s,
+                    next_allowed=now + self.config.client_refresh_s,
+                    generation=generation,
+                    window=self._window(transient, variant, now),
+                )
+                self._legacy_cache[cache_key] = entry
+            assert entry is not None
+            rng = synth.rng_for(self.config.seed, "legacy", variant.key, entry.window.key(), entry.generation)
+            if endpoint == "funnel/correlation":
+                result: Any = _correlation(rng)
+            else:
+                result = synth.synthesize(transient.shape, entry.window, self.config.points, rng).result
+            payload: dict[str, Any] = {
+                "result": result,
+                "timezone": self.config.timezone,
+                "is_cached": not computed,
+                "last_refresh": iso(entry.last_refresh),
+                "timings": [],
+            }
+            if endpoint == "trend":
+                payload["next"] = None
+            return payload, computed
+
+    # ----------------------------------------------------------------------------------------------
+    # Test hooks
+    # ----------------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's time forward (freshness, async jobs and rate windows all follow)."""
+        self.clock.advance(seconds)
+
+    def project_ids(self) -> list[int]:
+        return list(self._projects)
+
+    def insight_ids(self, project_id: int) -> list[int]:
+        """Ids of the project's live (not soft-deleted) insights, ascending."""
+        with self._lock:
+            project = self.check_project(project_id)
+            return sorted(i.id for i in project.insights.values() if not i.deleted)
+
+    def dashboard_ids(self, project_id: int) -> list[int]:
+        with self._lock:
+            return sorted(self.check_project(project_id).dashboards)
+
+    def insight(self, project_id: int, id_or_short_id: int | str) -> dict[str, Any]:
+        """The insight as a force_cache retrieve shows it (soft-deleted ones too), as plain JSON data,
+        plus an `_emulator` entry with the cache state, compute generation and failure."""
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, id_or_short_id, include_deleted=True)
+            fields, _ = self._resolve(insight, BASE, "force_cache", None)
+            data: dict[str, Any] = orjson.loads(orjson.dumps(self._full(insight, fields)))
+            key = (project_id, insight.id, "")
+            data["_emulator"] = {
+                "cache_state": self._state(self._cache.get(key), self.clock()),
+                "generation": self._cache[key].generation if key in self._cache else None,
+                "computes": self._generations.get(key, 0),
+                "fails": insight.fails,
+                "kind": insight.kind,
+                "variant": insight.variant,
+            }
+            return data
+
+    def find(self, project_id: int, kind: str, variant: str | None = None) -> list[int]:
+        """Ids of live insights of a kind (TRENDS ... SQL) and optionally a variant: line, breakdown,
+        compare, number (trends); steps, breakdown, time_to_convert, trends (funnels); cohorts,
+        breakdown (retention); links (paths); series (stickiness, lifecycle); viz, table (SQL)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            return sorted(
+                i.id
+                for i in project.insights.values()
+                if not i.deleted and i.kind == kind and (variant is None or i.variant == variant)
+            )
+
+    def set_cache_state(self, project_id: int, insight_id: int | str, state: str) -> None:
+        """Force the plain cache of an insight: fresh (computed now), stale (1.5 ttl old), very_stale
+        (3 ttl old: past lazy_async's threshold) or missing (every cached variant dropped)."""
+        if state not in CACHE_STATES:
+            raise ValueError(f"state must be one of {CACHE_STATES}")
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, insight_id, include_deleted=True)
+            key = (project_id, insight.id, "")
+            now = self.clock()
+            if state == "missing":
+                for cache_key in [k for k in self._cache if k[0] == project_id and k[1] == insight.id]:
+                    del self._cache[cache_key]
+                return
+            age = {"fresh": 0.0, "stale": 1.5, "very_stale": 3.0}[state] * self.config.cache_ttl_s
+            generation = self._cache[key].generation if key in self._cache else 0
+            self._put_entry(insight, BASE, now - age, generation=generation)
+
+    def soft_delete(self, project_id: int, insight_id: int | str) -> None:
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, insight_id, include_deleted=True)
+            if not insight.deleted:
+                insight.deleted = True
+                insight.updated_at = self.clock()
+                self._touch()
+                self._log(project, insight, "deleted", [activity.change("deleted", False, True)])
+
+    def set_fails(
+        self, project_id: int, insight_id: int | str, message: str | None, *, validation: bool = False
+    ) -> None:
+        """Make calculations of an insight fail with `message` (None heals it). A message starting
+        with "concurrency_limit_exceeded" behaves like ClickHouse's limit; `validation=True` makes
+        calculations answer 400 validation_error instead."""
+        with self._lock:
+            project = self.check_project(project_id)
+            insight = self._get(project, insight_id, include_deleted=True)
+            insight.fails = message
+            insight.fails_validation = validation and message is not None
+
+    def running_jobs(self, project_id: int) -> list[str]:
+        with self._lock:
+            return sorted(
+                job.id
+                for job in self._jobs.values()
+                if job.project_id == project_id and job.state == "running" and self.clock() < job.ready_at
+            )
+
+
+def _correlation(rng: random.Random) -> dict[str, Any]:
+    events = []
+    for event in rng.sample(synth.EVENTS, 4):
+        success, failure = rng.randint(1, 500), rng.randint(1, 500)
+        events.append(
+            {
+                "event": {"event": event, "properties": {}, "elements": []},
+                "success_count": success,
+                "failure_count": failure,
+                "odds_ratio": round(success / failure, 6),
+                "correlation_type": "success" if success >= failure else "failure",
+            }
+        )
+    return {"events": events, "skewed": False}
