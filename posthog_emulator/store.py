@@ -548,9 +548,10 @@ class Store:
         dashboard_id: int | None = None
         filters: dict[str, Any] | None = None
         parts: list[str] = []
-        if from_dashboard is not None:
-            if not from_dashboard.isdigit() or int(from_dashboard) not in insight.dashboards:
-                raise errors.not_found("Insight is not on this dashboard.")
+        if from_dashboard is not None and not from_dashboard.isdigit():
+            raise errors.validation("from_dashboard must be a dashboard id", "from_dashboard")
+        # like PostHog, a dashboard the insight is not on is ignored: the plain result comes back
+        if from_dashboard is not None and int(from_dashboard) in insight.dashboards:
             dashboard_id = int(from_dashboard)
             dashboard_filters = project.dashboards.get(dashboard_id, {}).get("filters") or {}
             filters = {key: value for key, value in dashboard_filters.items() if value is not None} or None

@@ -196,7 +196,9 @@ def test_same_seed_same_numbers_across_emulators(auth: dict[str, str]) -> None:
     assert results[0] == results[1]
 
 
-def test_from_dashboard_applies_dashboard_and_404s_off_dashboard(client: httpx.Client, emu: Emulator) -> None:
+def test_from_dashboard_applies_dashboard_and_is_ignored_off_dashboard(
+    client: httpx.Client, emu: Emulator
+) -> None:
     on_dashboard = next(
         i
         for i in emu.store.insight_ids(1)
@@ -216,8 +218,10 @@ def test_from_dashboard_applies_dashboard_and_404s_off_dashboard(client: httpx.C
     other = next(
         d for d in emu.store.dashboard_ids(1) if d not in emu.store.insight(1, on_dashboard)["dashboards"]
     )
-    response = client.get(DETAIL.format(on_dashboard), params={"from_dashboard": other})
-    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    off = client.get(DETAIL.format(on_dashboard), params={"from_dashboard": other})
+    assert off.status_code == 200 and off.json()["filters_hash"] == plain["filters_hash"]
+    bad = client.get(DETAIL.format(on_dashboard), params={"from_dashboard": "abc"})
+    assert bad.status_code == 400 and bad.json()["type"] == "validation_error"
 
 
 def test_filters_override_windows_are_independent_caches(
