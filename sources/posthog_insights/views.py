@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlt.destinations.job_client_impl import SqlJobClientBase
+
 from posthog_insights import settings
 
 
@@ -51,8 +53,24 @@ def latest_view_sql(qualify: Any, existing: set[str]) -> list[tuple[str, str]]:
     return statements
 
 
+def keeps_views(pipeline: Any) -> bool:
+    """Whether the pipeline's destination is a SQL database that can keep a view.
+
+    Not the same as having a `sql_client`: the filesystem destination offers one, but it is an in-memory
+    DuckDB over the files, so a view made there is gone when the client closes. Every SQL destination's
+    job client (DuckDB, PostgreSQL, BigQuery, Snowflake, MotherDuck, ...) derives from `SqlJobClientBase`;
+    filesystem, vector stores and custom destinations do not.
+    """
+    return isinstance(pipeline.destination_client(), SqlJobClientBase)
+
+
 def create_latest_views(pipeline: Any) -> list[str]:
-    """Create or replace the `_latest` views in the pipeline's dataset; returns the view names."""
+    """Create or replace the `_latest` views in the pipeline's dataset; returns the view names.
+
+    A destination that cannot keep views (see `keeps_views`) gets none: returns [] without touching it.
+    """
+    if not keeps_views(pipeline):
+        return []
     schema = pipeline.default_schema
     existing = {
         name for name, table in schema.tables.items() if table.get("columns") and not name.startswith("_dlt")
