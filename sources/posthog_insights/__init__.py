@@ -64,8 +64,6 @@ def build_options(
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
     retry_backoff_s: float = 0.5,
     allow_insecure_http: bool = False,
-    extra_retrieve_params: Mapping[str, str] | None = None,
-    variant: str = "",
 ) -> RunOptions:
     """Validate every setting; raises ConfigError (one line, naming the setting) before any request."""
     return RunOptions(
@@ -90,9 +88,19 @@ def build_options(
         retry_backoff_s=float(retry_backoff_s),
         max_wait_s=float(max_wait_s),
         poll_deadline_s=float(poll_deadline_s),
-        extra_retrieve_params=dict(extra_retrieve_params or {}),
-        variant=variant or (f"dashboard={from_dashboard}" if from_dashboard is not None else ""),
+        variant=f"dashboard={from_dashboard}" if from_dashboard is not None else "",
     )
+
+
+# Source arguments that are not run options (the rest map one to one onto `build_options`).
+_NOT_OPTIONS = frozenset(
+    {"personal_api_key", "report", "include_activity", "insights", "date_from", "date_to", "window"}
+)
+
+
+def _options(arguments: Mapping[str, Any]) -> RunOptions:
+    """Validate a source function's own arguments (pass `locals()` first thing) into run options."""
+    return build_options(**{name: value for name, value in arguments.items() if name not in _NOT_OPTIONS})
 
 
 def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
@@ -173,27 +181,7 @@ def posthog_insights_source(
     `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
     `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope).
     """
-    options = build_options(
-        host=host,
-        project_ids=project_ids,
-        refresh=refresh,
-        page_size=page_size,
-        kinds=kinds,
-        tags=tags,
-        saved=saved,
-        dashboards=dashboards,
-        short_ids=short_ids,
-        from_dashboard=from_dashboard,
-        rate_limit=rate_limit,
-        concurrency=concurrency,
-        max_requests=max_requests,
-        max_wait_s=max_wait_s,
-        poll_deadline_s=poll_deadline_s,
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-        retry_backoff_s=retry_backoff_s,
-        allow_insecure_http=allow_insecure_http,
-    )
+    options = _options(locals())
     _require_key(personal_api_key)
     run_report = report if report is not None else RunReport()
     insights = insights_resource(
@@ -255,25 +243,11 @@ def posthog_insights_backfill(
     Loads into the same tables as `posthog_insights_source`, each window its own snapshot (variant
     `window=<from>..<to>`); resumable, within the same request budget and pacer.
     """
+    options = _options(locals())
     windows = date_windows(parse_day(date_from, "from"), parse_day(date_to, "to"), window)
     refs = [str(ref).strip() for ref in as_list(insights) if str(ref).strip()]
     if not refs:
         raise ConfigError("insight: no insight given; pass --insight ID_OR_SHORT_ID")
-    options = build_options(
-        host=host,
-        project_ids=project_ids,
-        refresh=refresh,
-        from_dashboard=from_dashboard,
-        rate_limit=rate_limit,
-        concurrency=concurrency,
-        max_requests=max_requests,
-        max_wait_s=max_wait_s,
-        poll_deadline_s=poll_deadline_s,
-        timeout_s=timeout_s,
-        max_retries=max_retries,
-        retry_backoff_s=retry_backoff_s,
-        allow_insecure_http=allow_insecure_http,
-    )
     _require_key(personal_api_key)
     run_report = report if report is not None else RunReport()
     return insights_resource(

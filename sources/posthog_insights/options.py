@@ -7,7 +7,6 @@ and no request reaches the network on invalid input.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,8 +140,7 @@ class RunOptions:
     max_wait_s: float = settings.DEFAULT_MAX_WAIT_S
     poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S
     retry_backoff_s: float = 0.5
-    extra_retrieve_params: Mapping[str, str] = field(default_factory=dict)
-    variant: str = ""
+    variant: str = ""  # "" for plain results, "dashboard=ID" for a dashboard's view
 
     def __post_init__(self) -> None:
         if self.page_size < 1:
@@ -155,7 +153,4 @@ class RunOptions:
             raise ConfigError("poll_deadline_s: must not be negative")
 
     def retrieve_params(self) -> dict[str, str]:
-        params = dict(self.extra_retrieve_params)
-        if self.from_dashboard is not None:
-            params["from_dashboard"] = str(self.from_dashboard)
-        return params
+        return {} if self.from_dashboard is None else {"from_dashboard": str(self.from_dashboard)}
