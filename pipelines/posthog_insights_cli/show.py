@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,46 +130,46 @@ def _table(ax: Axes, frame: pd.DataFrame, max_rows: int = 20) -> None:
     table.scale(1, 1.2)
 
 
+def _paths_table(ax: Axes, edges: pd.DataFrame) -> None:
+    _table(ax, edges[["source", "target", "value", "average_conversion_time"]])
+
+
+def _sql_table(ax: Axes, rows: pd.DataFrame) -> None:
+    _table(ax, pd.DataFrame([json.loads(r) for r in rows["row"]]))
+
+
+# (kinds, tidy table, row order, drawer): the first table holding rows for the insight is drawn. A funnel
+# is tried as trends, then steps, then time-to-convert bins, as its visualisation decides which it has.
+_DRAWERS: list[tuple[tuple[str, ...], str, str, Callable[[Axes, pd.DataFrame], None]]] = [
+    (
+        ("trends", "stickiness", "lifecycle", "funnels"),
+        "trend_points",
+        "series_index, point_index",
+        _trend_lines,
+    ),
+    (("funnels",), "funnel_steps", "breakdown_index, step_order", _funnel_bars),
+    (("funnels",), "funnel_conversion_bins", "bin_index", _conversion_bins),
+    (("retention",), "retention_cells", "cohort_index, period_index", _retention_heatmap),
+    (("paths",), "path_edges", "value DESC", _paths_table),
+    (("sql",), "sql_rows", "row_index", _sql_table),
+]
+
+
 def render(pipeline: Any, insight: pd.Series) -> Figure:
     kind = str(insight["kind"])
     title = str(insight["name"] or insight.get("derived_name") or f"insight {insight['id']}")
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
-    drawn = False
-    if kind in ("trends", "stickiness", "lifecycle", "funnels"):
-        points = _latest(pipeline, "trend_points", insight, "series_index, point_index")
-        if not points.empty:
-            _trend_lines(ax, points)
-            drawn = True
-    if not drawn and kind == "funnels":
-        steps = _latest(pipeline, "funnel_steps", insight, "breakdown_index, step_order")
-        if not steps.empty:
-            _funnel_bars(ax, steps)
-            drawn = True
-        else:
-            bins = _latest(pipeline, "funnel_conversion_bins", insight, "bin_index")
-            if not bins.empty:
-                _conversion_bins(ax, bins)
-                drawn = True
-    if not drawn and kind == "retention":
-        cells = _latest(pipeline, "retention_cells", insight, "cohort_index, period_index")
-        if not cells.empty:
-            _retention_heatmap(ax, cells)
-            drawn = True
-    if not drawn and kind == "paths":
-        edges = _latest(pipeline, "path_edges", insight, "value DESC")
-        if not edges.empty:
-            _table(ax, edges[["source", "target", "value", "average_conversion_time"]])
-            drawn = True
-    if not drawn and kind == "sql":
-        rows = _latest(pipeline, "sql_rows", insight, "row_index")
-        if not rows.empty:
-            _table(ax, pd.DataFrame([json.loads(r) for r in rows["row"]]))
-            drawn = True
-    if not drawn:
-        raise ConfigError(f"insight: {title!r} ({kind}) has no loaded ok snapshot to draw yet")
-    ax.set_title(f"{title}  ·  {kind}", fontsize=11, loc="left")
-    fig.tight_layout()
-    return fig
+    for kinds, table, order, draw in _DRAWERS:
+        if kind not in kinds:
+            continue
+        rows = _latest(pipeline, table, insight, order)
+        if rows.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+        draw(ax, rows)
+        ax.set_title(f"{title}  ·  {kind}", fontsize=11, loc="left")
+        fig.tight_layout()
+        return fig
+    raise ConfigError(f"insight: {title!r} ({kind}) has no loaded ok snapshot to draw yet")
 
 
 def run_show(args: argparse.Namespace) -> int:
