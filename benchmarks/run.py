@@ -1,0 +1,439 @@
+"""`python -m benchmarks.run [--quick]`: the issue's six measurements, ours beside the baseline.
+
+Prints a table (metric | ours | baseline | ratio / bound | pass/fail), the notes behind each figure and the
+machine, and writes the same as markdown to `bench-results/benchmarks.md` (and JSON beside it).
+
+Every emulator is a fresh child process started from the same seed and shares, so ours and the baseline
+meet the identical cache state and latency; requests are counted by the emulator itself
+(`/_emulator/stats`, before and after each run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bounds import Census, census, least_time_s, parse_windows
+from benchmarks.emulator import Counters, EmulatorProcess, EmulatorSpec
+from benchmarks.http_runs import RunFigures, run_baseline, run_ours
+from benchmarks.memory import run_cli_peak
+from benchmarks.table import Row, load_average, machine, render_markdown, render_text
+from benchmarks.throughput import arrow_path, dict_path, dict_rows, trend_payloads
+
+REPO = Path(__file__).resolve().parent.parent
+WALL_RATIO_MAX = 0.2  # ours at most 1/5 of the baseline's wall time
+RATE_LIMIT_SLACK = 1.1  # within 1.1x the least time the windows allow
+ROWS_PER_S_MIN = 300_000
+PEAK_MIB_MAX = 500.0
+MAX_WAIT_S = 60.0  # longest single 429 wait ours sits through (bounds every run's time)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    name: str
+    insights: int  # N, per project (one project)
+    latency_ms: float
+    rate_limit: str  # the emulator's windows and ours', scaled down from 240/60,1200/3600
+    arrow_rows: int
+    dict_rows: int
+    memory_insights: int
+    memory_points: int
+    memory_refresh: str = "force_cache"
+    memory_timeout_s: float = 900.0
+    fresh_share: float = 0.5
+    stale_share: float = 0.25
+    error_share: float = 0.02  # the emulator's default: some insights fail to compute, every time
+
+
+FULL = Sizes("full", 2_000, 50.0, "240/6,1200/36", 2_000_000, 200_000, 10_000, 1_000)
+QUICK = Sizes("quick", 300, 20.0, "60/3,150/9", 200_000, 20_000, 1_000, 300, memory_timeout_s=300.0)
+SMOKE = Sizes("smoke", 60, 5.0, "20/1,50/3", 20_000, 2_000, 200, 50, memory_timeout_s=120.0)
+
+
+@dataclass
+class Suite:
+    sizes: Sizes
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    machine: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    seconds: float = 0.0
+
+    def row(self, key: str) -> Row:
+        return next(r for r in self.rows if r.key == key)
+
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+def _steps(figures: RunFigures) -> str:
+    """dlt's steps of a run (extract holds every request) and the rest (views, pipeline set-up)."""
+    parts = [f"{name} {seconds:.2f} s" for name, seconds in figures.steps.items()]
+    rest = figures.seconds - sum(figures.steps.values())
+    return ", ".join([*parts, f"other {rest:.2f} s"])
+
+
+def _kinds(counters: Counters) -> str:
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(counters.by_kind.items()) if k != "compute")
+    return f"{counters.total} ({kinds})"
+
+
+# -- 1, 2, 6: blocking runs with latency, ours twice, the baseline once ---------------------------------
+
+
+def _spec(sizes: Sizes, **changes: Any) -> EmulatorSpec:
+    spec = EmulatorSpec(
+        insights=sizes.insights,
+        latency_ms=sizes.latency_ms,
+        fresh_share=sizes.fresh_share,
+        stale_share=sizes.stale_share,
+        error_share=sizes.error_share,
+    )
+    return replace(spec, **changes)
+
+
+def _rerun_rows(suite: Suite, tag: str, label: str, second: RunFigures, pages: int) -> None:
+    suite.rows.append(
+        Row(
+            f"6-rerun-requests{tag}",
+            f"6. second run, nothing changed: requests{label}",
+            str(second.counters.total),
+            "-",
+            f"bound ≤ {pages} (ceil(N/100))",
+            second.counters.total <= pages,
+            {"ours": second.counters.total, "bound": pages},
+        )
+    )
+    suite.rows.append(
+        Row(
+            f"6-rerun-rows{tag}",
+            f"6. second run, nothing changed: rows loaded{label}",
+            str(second.rows),
+            "-",
+            "bound = 0",
+            second.rows == 0,
+            {"ours": second.rows, "bound": 0},
+        )
+    )
+
+
+def _requests_and_wall(suite: Suite, work: Path, log: Log) -> Census:
+    sizes = suite.sizes
+    n = sizes.insights
+    with EmulatorProcess(_spec(sizes), work / "logs") as emulator:
+        counts = census(emulator.base_url, emulator.api_key)
+        log(f"census: {counts}")
+        first = run_ours(emulator, work / "ours", "ours", max_wait_s=MAX_WAIT_S)
+        log(f"ours, blocking, first run: {_s(first.seconds)}, {_kinds(first.counters)}")
+        second = run_ours(emulator, work / "ours", "ours", max_wait_s=MAX_WAIT_S)
+        log(
+            f"ours, blocking, second run: {_s(second.seconds)}, {_kinds(second.counters)}, {second.rows} rows"
+        )
+    with EmulatorProcess(_spec(sizes), work / "logs") as emulator:
+        base = run_baseline(emulator, work / "baseline", "baseline")
+        log(f"baseline, blocking: {_s(base.seconds)}, {_kinds(base.counters)}")
+
+    bound = counts.blocking_requests
+    ours_n, base_n = first.counters.total, base.counters.total
+    suite.rows.append(
+        Row(
+            "1-requests",
+            f"1. requests per run, blocking, N={n}",
+            str(ours_n),
+            str(base_n),
+            f"{ours_n / max(base_n, 1):.2f}x; bound ≤ {bound}",
+            ours_n <= bound,
+            {"ours": ours_n, "baseline": base_n, "bound": bound},
+        )
+    )
+    ratio = first.seconds / base.seconds if base.seconds > 0 else math.inf
+    suite.rows.append(
+        Row(
+            "2-wall",
+            f"2. wall time, {sizes.latency_ms:g} ms latency, no rate limit",
+            _s(first.seconds),
+            _s(base.seconds),
+            f"{ratio:.3f}; bound ≤ {WALL_RATIO_MAX:g}",
+            ratio <= WALL_RATIO_MAX,
+            {"ours": first.seconds, "baseline": base.seconds, "ratio": ratio},
+        )
+    )
+    _rerun_rows(suite, "", "", second, math.ceil(n / 100))
+    suite.notes += [
+        f"Emulator: N={n} insights in one project, {sizes.latency_ms:g} ms latency per request, "
+        f"fresh_share={sizes.fresh_share:g}, stale_share={sizes.stale_share:g}, "
+        f"error_share={sizes.error_share:g} (seed 7). Census of its list: {counts.fresh} fresh, "
+        f"{counts.stale} stale, {counts.missing} missing (of which {counts.errors} calculation errors), "
+        f"{counts.list_pages} list pages -> a blocking run must make {bound} requests.",
+        f"1/2. Ours (posthog_insights_cli.load, refresh=blocking, rate_limit=off, concurrency 8): "
+        f"{_kinds(first.counters)}; {first.rows} rows; {_steps(first)}; "
+        f"client-side count {first.client_requests.get('requests')}. "
+        f"Baseline (rest_api_source, offset paginator limit 100, total_path=count, data selector results, "
+        f"dependent GET with refresh=blocking, dlt defaults otherwise): {_kinds(base.counters)}; "
+        f"{_steps(base)}; "
+        f"{base.rows} rows in "
+        f"{len(base.row_counts)} tables; it retrieved {base.insights_retrieved} distinct insights of {n} "
+        "(its list has no `order`, and PostHog's default order is unstable, so pages repeat and skip "
+        "insights). Each side ran against its own emulator process with the identical spec.",
+        f"6. Second run of ours on the same pipeline and emulator: {_kinds(second.counters)}, "
+        f"rows {second.row_counts or 'none'}.",
+    ]
+    return counts
+
+
+def _rerun_without_errors(suite: Suite, work: Path, log: Log) -> None:
+    """6 again with error_share=0: which part of the second run's cost the broken insights are."""
+    sizes = suite.sizes
+    with EmulatorProcess(_spec(sizes, latency_ms=0.0, error_share=0.0), work / "logs") as emulator:
+        run_ours(emulator, work / "ours-noerr", "ours_noerr", max_wait_s=MAX_WAIT_S)
+        second = run_ours(emulator, work / "ours-noerr", "ours_noerr", max_wait_s=MAX_WAIT_S)
+    log(f"ours, error_share=0, second run: {_kinds(second.counters)}, {second.rows} rows")
+    _rerun_rows(suite, "-noerr", " (error_share=0)", second, math.ceil(sizes.insights / 100))
+    suite.notes.append(
+        f"6 (error_share=0): same spec without broken insights, 0 ms latency: second run "
+        f"{_kinds(second.counters)}, rows {second.row_counts or 'none'}."
+    )
+
+
+# -- 3: under the rate limit ----------------------------------------------------------------------------
+
+
+def _rate_limited(suite: Suite, work: Path, log: Log, counts: Census, refresh: str, key: str) -> None:
+    sizes = suite.sizes
+    windows = parse_windows(sizes.rate_limit)
+    must = counts.blocking_requests if refresh == "blocking" else counts.list_pages + counts.insights
+    latency_s = sizes.latency_ms / 1000.0
+    bound = least_time_s(must, windows) + latency_s
+    baseline_floor = least_time_s(counts.list_pages + counts.insights, windows) + latency_s
+    with EmulatorProcess(_spec(sizes, rate_limit=sizes.rate_limit), work / "logs") as emulator:
+        run = run_ours(
+            emulator,
+            work / f"ours-{key}",
+            f"ours_{key}",
+            refresh=refresh,
+            rate_limit=sizes.rate_limit,
+            max_wait_s=MAX_WAIT_S,
+        )
+    log(
+        f"ours, {refresh}, rate limit {sizes.rate_limit}: {_s(run.seconds)}, {_kinds(run.counters)}, "
+        f"{run.counters.throttled} 429s"
+    )
+    ratio = run.seconds / bound if bound > 0 else math.inf
+    extract_s = run.steps.get("extract", 0.0)
+    suite.rows.append(
+        Row(
+            key,
+            f"3. wall time, {refresh}, rate limit {sizes.rate_limit} (+{sizes.latency_ms:g} ms latency)",
+            f"{_s(run.seconds)} (extract {_s(extract_s)}), {run.counters.throttled} x 429",
+            f"≥ {_s(baseline_floor)} (floor)",
+            f"{ratio:.3f} (extract {extract_s / bound:.3f}) of least {_s(bound)}; "
+            f"bound ≤ {RATE_LIMIT_SLACK:g}, 0 x 429",
+            ratio <= RATE_LIMIT_SLACK and run.counters.throttled == 0 and run.complete,
+            {
+                "ours": run.seconds,
+                "extract_s": extract_s,
+                "bound_s": bound,
+                "ratio": ratio,
+                "throttled": run.counters.throttled,
+            },
+        )
+    )
+    suite.notes.append(
+        f"3 ({refresh}). {must} requests must go out (census); the windows {sizes.rate_limit} let the last "
+        f"one leave at {least_time_s(must, windows):.2f} s at the earliest, plus one {sizes.latency_ms:g} ms "
+        f"round trip = least time {bound:.2f} s. Ours made {_kinds(run.counters)} in {_steps(run)}, "
+        f"met {run.counters.throttled} 429s, paced {run.client_requests.get('paced_wait_s')} s "
+        f"(summed over waits). The baseline was not run here: its {counts.list_pages + counts.insights} "
+        "requests cannot finish before "
+        f"{baseline_floor:.1f} s (the limits' floor), and at real PostHog limits (1200/hour) it stalls "
+        f"after ~1200 insights." + (f" Incomplete: {run.note}" if run.note else "")
+    )
+
+
+# -- 4: rows per second, no HTTP ------------------------------------------------------------------------
+
+
+def _throughput(suite: Suite, work: Path, log: Log) -> None:
+    sizes = suite.sizes
+    payloads = trend_payloads(sizes.arrow_rows)
+    arrow = arrow_path(payloads, work / "arrow")
+    del payloads
+    log(f"arrow path: {arrow.rows} rows, {_s(arrow.seconds)}, {arrow.rows_per_s:,.0f} rows/s {arrow.phases}")
+    rows = dict_rows(trend_payloads(sizes.dict_rows))
+    dicts = dict_path(rows, work / "dicts")
+    del rows
+    log(f"dict path: {dicts.rows} rows, {_s(dicts.seconds)}, {dicts.rows_per_s:,.0f} rows/s {dicts.phases}")
+    ratio = arrow.rows_per_s / dicts.rows_per_s if dicts.rows_per_s > 0 else math.inf
+    suite.rows.append(
+        Row(
+            "4-throughput",
+            f"4. rows/s, extract+normalize+load into DuckDB ({arrow.rows:,} / {dicts.rows:,} trend points)",
+            f"{arrow.rows_per_s:,.0f}",
+            f"{dicts.rows_per_s:,.0f}",
+            f"{ratio:.1f}x; bound ≥ {ROWS_PER_S_MIN:,}",
+            arrow.rows_per_s >= ROWS_PER_S_MIN and arrow.loaded == arrow.rows,
+            {"ours": arrow.rows_per_s, "baseline": dicts.rows_per_s, "ratio": ratio},
+        )
+    )
+
+    def phases(p: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.2f} s" for k, v in p.items())
+
+    suite.notes.append(
+        f"4. Payloads built in memory (2 series x 1,000 points per line-trend insight), untimed. Ours: "
+        f"TidyRows.add per insight, take() every 250k rows, Arrow tables yielded by a dlt resource with the "
+        f"source's hints (merge on the trend_points key): {phases(arrow.phases)}; {arrow.loaded:,} rows in "
+        f"DuckDB. Baseline: the same rows as Python dicts (converted untimed), yielded in lists of 1,000, "
+        f"same hints: {phases(dicts.phases)}; {dicts.loaded:,} rows in DuckDB."
+    )
+
+
+# -- 5: peak memory -------------------------------------------------------------------------------------
+
+
+def _memory(suite: Suite, work: Path, log: Log) -> None:
+    sizes = suite.sizes
+    spec = EmulatorSpec(insights=sizes.memory_insights, points=sizes.memory_points)
+    with EmulatorProcess(spec, work / "logs") as emulator:
+        peak = run_cli_peak(
+            emulator, work / "memory", refresh=sizes.memory_refresh, timeout_s=sizes.memory_timeout_s
+        )
+    log(f"peak memory: {peak.maxrss_mib:.0f} MiB, {_s(peak.seconds)}, {_kinds(peak.counters)}")
+    suite.rows.append(
+        Row(
+            "5-memory",
+            f"5. peak RSS, {sizes.memory_insights:,} insights x {sizes.memory_points:,} points, "
+            f"{sizes.memory_refresh}",
+            f"{peak.maxrss_mib:.0f} MiB",
+            "-",
+            f"bound ≤ {PEAK_MIB_MAX:g} MiB",
+            peak.maxrss_mib <= PEAK_MIB_MAX and peak.returncode == 0,
+            {"ours": peak.maxrss_mib, "seconds": peak.seconds, "returncode": peak.returncode},
+        )
+    )
+    suite.notes.append(
+        f"5. `{peak.command}` in a child process (max RSS of that child from wait4), emulator in another "
+        f"process (--insights {sizes.memory_insights} --points {sizes.memory_points}); exit code "
+        f"{peak.returncode}, {_s(peak.seconds)}, {peak.counters.total} requests. The CLI's output is in "
+        f"{work / 'memory' / 'cli.log'} while the work folder exists."
+    )
+
+
+# -- the suite ------------------------------------------------------------------------------------------
+
+
+def run_suite(sizes: Sizes, work: Path, log: Log = _stderr) -> Suite:
+    suite = Suite(
+        sizes, machine=machine(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    suite.machine["load average at start"] = load_average()
+    started = time.perf_counter()
+    counts = _requests_and_wall(suite, work, log)
+    _rate_limited(suite, work, log, counts, "blocking", "3-ratelimit")
+    _rate_limited(suite, work, log, counts, "force_blocking", "3-ratelimit-force")
+    _rerun_without_errors(suite, work, log)
+    _throughput(suite, work, log)
+    _memory(suite, work, log)
+    order = [
+        "1-requests",
+        "2-wall",
+        "3-ratelimit",
+        "3-ratelimit-force",
+        "4-throughput",
+        "5-memory",
+        "6-rerun-requests",
+        "6-rerun-rows",
+        "6-rerun-requests-noerr",
+        "6-rerun-rows-noerr",
+    ]
+    suite.rows.sort(key=lambda r: order.index(r.key) if r.key in order else len(order))
+    suite.seconds = time.perf_counter() - started
+    suite.machine["load average at end"] = load_average()
+    return suite
+
+
+def render(suite: Suite, markdown: bool) -> str:
+    table = render_markdown(suite.rows) if markdown else render_text(suite.rows)
+    head = f"Benchmarks ({suite.sizes.name}), {suite.started_at}, {suite.seconds:.0f} s in all"
+    flag = " --quick" if suite.sizes.name == "quick" else ""
+    head += f"; reproduce with `python -m benchmarks.run{flag}`"
+    machine_lines = [f"- {k}: {v}" for k, v in suite.machine.items()]
+    note_lines = [f"- {note}" for note in suite.notes]
+    if markdown:
+        return "\n".join(
+            [
+                f"## {head}",
+                "",
+                table,
+                "",
+                "### Notes",
+                "",
+                *note_lines,
+                "",
+                "### Machine",
+                "",
+                *machine_lines,
+                "",
+            ]
+        )
+    return "\n".join([head, "", table, "", "Notes:", *note_lines, "", "Machine:", *machine_lines])
+
+
+def write_results(suite: Suite, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "benchmarks.md"
+    path.write_text(render(suite, markdown=True))
+    data = {
+        "sizes": asdict(suite.sizes),
+        "started_at": suite.started_at,
+        "seconds": suite.seconds,
+        "machine": suite.machine,
+        "rows": [{**asdict(r), "verdict": r.verdict} for r in suite.rows],
+        "notes": suite.notes,
+    }
+    (out_dir / "benchmarks.json").write_text(json.dumps(data, indent=2))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (about a minute); bounds still shown"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where benchmarks.md goes")
+    parser.add_argument("--workdir", type=Path, help="keep pipelines, DuckDB files and logs here")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if any bound fails")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        suite = run_suite(sizes, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="posthog-bench-") as tmp:
+            suite = run_suite(sizes, Path(tmp))
+    print(render(suite, markdown=False), flush=True)
+    path = write_results(suite, args.out)
+    print(f"\nwritten: {path}", flush=True)
+    failed = [r.key for r in suite.rows if r.passed is False]
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
