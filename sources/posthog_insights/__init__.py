@@ -36,11 +36,17 @@ __all__ = [
     "posthog_insights_source",
 ]
 
+# Each row's identity: the insight's metadata is keyed by (project_id, id); every result table by its
+# snapshot plus the table's own position columns (TIDY_PRIMARY_KEYS, RESULTS_PRIMARY_KEY).
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     settings.TABLE_INSIGHTS: INSIGHTS_PRIMARY_KEY,
     settings.TABLE_RESULTS: RESULTS_PRIMARY_KEY,
     **TIDY_PRIMARY_KEYS,
 }
+# A snapshot never changes once PostHog computed it, so result tables are merged a whole snapshot at a time:
+# dlt's delete-insert on this merge key replaces a snapshot's rows if they are ever loaded again (a load
+# retried after a crash), without the per-row de-duplication a primary key costs (2.5x slower into DuckDB).
+SNAPSHOT_KEY = ("project_id", "insight_id", "snapshot", "variant")
 
 
 def build_options(
@@ -139,14 +145,14 @@ def insights_resource(make_harvest: HarvestFactory) -> DltResource:
             for table_name, arrow_table in batch:
                 yield dlt.mark.with_table_name(arrow_table, table_name)
 
-    for table_name, key in PRIMARY_KEYS.items():
-        if table_name != settings.TABLE_INSIGHTS:
-            insights.apply_hints(
-                table_name=table_name,
-                write_disposition="merge",
-                primary_key=list(key),
-                create_table_variant=True,
-            )
+    for table_name in (settings.TABLE_RESULTS, *settings.TIDY_TABLES):
+        insights.apply_hints(
+            table_name=table_name,
+            write_disposition="merge",
+            primary_key=[],  # not inherited from the `insights` table (see SNAPSHOT_KEY)
+            merge_key=list(SNAPSHOT_KEY),
+            create_table_variant=True,
+        )
     return insights
 
 
