@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from posthog_insights import recorder
-from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
 
 from benchmarks.http_runs import make_pipeline
+from posthog_insights import recorder
+from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
 
 TABLE = "trend_points"
 SNAPSHOT = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -7,10 +7,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+
 from posthog_insights.backfill import date_windows
 from posthog_insights.errors import ConfigError
 from posthog_insights_cli.loader import backfill
-
 from tests.conftest import TEST_KEY, Warehouse
 from tests.tidy_check import check_all_ok_snapshots
 

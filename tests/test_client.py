@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from starlette.requests import Request
+
 from posthog_insights.client import PostHogClient, QueryStatus, RequestStats, normalize_host
 from posthog_insights.errors import (
     AuthenticationError,
@@ -26,8 +28,6 @@ from posthog_insights.errors import (
     UnsafeNextLinkError,
 )
 from posthog_insights.pacer import Pacer
-from starlette.requests import Request
-
 from tests.support.scripted_server import Drop, Reply, ScriptedServer, error_reply, page
 
 KEY = "phx_SECRET_canary_123"

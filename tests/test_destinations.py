@@ -25,11 +25,11 @@ import dlt
 import duckdb
 import psycopg2
 import pytest
+
+from posthog_emulator import Emulator, EmulatorConfig
 from posthog_insights import posthog_insights_source, settings
 from posthog_insights.views import create_latest_views, latest_view_sql
 from posthog_insights_cli.loader import LoadResult, load
-
-from posthog_emulator import Emulator, EmulatorConfig
 from tests.conftest import TEST_KEY
 
 PG_ENV = "POSTHOG_INSIGHTS_TEST_PG"

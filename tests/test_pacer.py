@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from starlette.requests import Request
+
 from posthog_insights.client import PostHogClient, RequestStats
 from posthog_insights.errors import ConfigError
 from posthog_insights.pacer import Pacer, parse_rate_limit
-from starlette.requests import Request
-
 from tests.support.scripted_server import Reply, ScriptedServer
 
 T = TypeVar("T")

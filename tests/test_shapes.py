@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from posthog_insights.shapes import (
     TIDY_PRIMARY_KEYS,
     TIDY_SCHEMAS,

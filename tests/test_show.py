@@ -10,10 +10,10 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pytest
+
 from posthog_insights.errors import ConfigError
 from posthog_insights_cli.analyst import query, table
 from posthog_insights_cli.show import find_insight, render
-
 from tests.conftest import Warehouse
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+
 from posthog_insights import RunReport, posthog_insights_backfill, posthog_insights_source
 from posthog_insights.views import create_latest_views
 

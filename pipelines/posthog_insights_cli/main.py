@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from posthog_insights import settings
 from posthog_insights.errors import ConfigError, PostHogInsightsError
@@ -118,7 +118,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         **_source_args(args),
     )
     print(format_summary(result), flush=True)
+    if not result.complete:
+        # The summary (stdout) lists everything; a scheduler's error log gets the reason in one line.
+        print(f"posthog-insights: error: {_incomplete_message(result.report)}", file=sys.stderr, flush=True)
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _incomplete_message(report: Any) -> str:
+    reasons = [*([report.stopped_early] if report.stopped_early else []), *report.unfetched]
+    if not reasons:
+        return "the run did not finish; re-run it"
+    more = f" (and {len(reasons) - 1} more, listed in the summary)" if len(reasons) > 1 else ""
+    kept = "" if report.stopped_early else "; what was fetched is loaded, the next run retries the rest"
+    return f"{reasons[0]}{more}{kept}"
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -145,10 +157,17 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return int(run(args))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit 2, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            EXIT_BAD_INPUT, f"posthog-insights: error: {' '.join(message.split())}; see {self.prog} --help\n"
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="posthog-insights", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = _Parser(prog="posthog-insights", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from posthog_insights.errors import ConfigError
 
+from posthog_insights.errors import ConfigError
 from posthog_insights_cli.analyst import open_pipeline, query
 
 

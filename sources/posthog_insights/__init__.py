@@ -43,9 +43,9 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     settings.TABLE_RESULTS: RESULTS_PRIMARY_KEY,
     **TIDY_PRIMARY_KEYS,
 }
-# A snapshot never changes once PostHog computed it, so result tables are merged a whole snapshot at a time:
-# dlt's delete-insert on this merge key replaces a snapshot's rows if they are ever loaded again (a load
-# retried after a crash), without the per-row de-duplication a primary key costs (2.5x slower into DuckDB).
+# A snapshot never changes once PostHog computed it: result tables are merged a whole snapshot at a time
+# (delete-insert on this merge key). The primary key stays, because dlt de-duplicates on it: a load killed
+# after a file reached the staging table and retried copies that file twice (measured by the crash tests).
 SNAPSHOT_KEY = ("project_id", "insight_id", "snapshot", "variant")
 
 
@@ -149,7 +149,7 @@ def insights_resource(make_harvest: HarvestFactory) -> DltResource:
         insights.apply_hints(
             table_name=table_name,
             write_disposition="merge",
-            primary_key=[],  # not inherited from the `insights` table (see SNAPSHOT_KEY)
+            primary_key=list(PRIMARY_KEYS[table_name]),
             merge_key=list(SNAPSHOT_KEY),
             create_table_variant=True,
         )

@@ -171,8 +171,8 @@ def normalize_host(host: str, *, allow_insecure_http: bool = False) -> str:
     if scheme == "http" and not allow_insecure_http and not _is_loopback(hostname):
         raise ConfigError(
             "host",
-            f"plain http:// to {hostname} would send the API key unencrypted; use https://, or set"
-            " allow_insecure_http for a trusted private network",
+            f"plain http:// to {hostname} would send the API key unencrypted; use https://, or on a trusted"
+            " private network opt in with --allow-insecure-http (allow_insecure_http = true)",
         )
     return _format_origin(scheme, hostname, port)
 
@@ -230,6 +230,20 @@ class QueryStatus:
     state: Literal["running", "complete", "error"]
     response: dict[str, Any] | None = None
     error_message: str | None = None
+
+
+def job_response(query_status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The insight-shaped response a completed job holds in ``query_status.results``, else None.
+
+    PostHog stores the query runner's response there, whose rows are under ``results``; the insight
+    endpoints call them ``result``. Both spellings are accepted, so either reads as a retrieve payload.
+    """
+    results = query_status.get("results")
+    if not isinstance(results, dict):
+        return None
+    if results.get("result") is None and isinstance(results.get("results"), list | dict):
+        return {**results, "result": results["results"]}
+    return results
 
 
 @dataclass(frozen=True)
@@ -353,6 +367,10 @@ class PostHogClient:
             0, self.backoff_s
         )
         self._http: httpx.AsyncClient | None = None
+        # Set by a 429 whose wait exceeds max_wait_s: until then every request fails at once, unsent.
+        # Requests queued behind the first 429 would only meet the same 429 (and PostHog counts refused
+        # requests against the key's other windows, so they would lengthen the wait).
+        self._refused_until = -math.inf
 
     def __repr__(self) -> str:
         return f"PostHogClient(origin={self.origin!r}, open={self._http is not None})"
@@ -455,8 +473,7 @@ class PostHogClient:
             return QueryStatus("error", None, self._clean(str(message)) if message else "the query failed")
         if status.get("complete") is False:
             return QueryStatus("running")
-        results = status.get("results")
-        return QueryStatus("complete", results if isinstance(results, dict) else None, None)
+        return QueryStatus("complete", job_response(status), None)
 
     async def cancel_query(self, project_id: int, query_id: str) -> None:
         """Best-effort ``DELETE`` of an async query: one attempt, failures only counted and logged."""
@@ -657,6 +674,9 @@ class PostHogClient:
             raise RuntimeError("PostHogClient was closed during a request")
         target = url.raw_path.decode("ascii", "replace")
         async with self.pacer.slot():
+            refused_for = self._refused_until - time.monotonic()
+            if refused_for > self.max_wait_s:
+                raise RateLimitExceededError(self.origin, wait_s=refused_for, max_wait_s=self.max_wait_s)
             self.stats.by_kind[kind] += 1
             response: httpx.Response | None = None
             failure: _Retryable | None = None
@@ -683,6 +703,7 @@ class PostHogClient:
                 self.stats.throttled += 1
                 wait = self._throttle_wait(response)
                 if wait is not None and wait > self.max_wait_s:
+                    self._refused_until = max(self._refused_until, time.monotonic() + wait)
                     raise RateLimitExceededError(self.origin, wait_s=wait, max_wait_s=self.max_wait_s)
                 if wait is not None:
                     # Pause before this slot closes, so no queued request slips in ahead of the pause.

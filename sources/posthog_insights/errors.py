@@ -203,8 +203,8 @@ class TransportError(PostHogInsightsError):
         self.status = status
         super().__init__(
             f"{method} {path} on {origin} failed after {attempts} attempt{'s' if attempts != 1 else ''};"
-            f" last cause: {self.last_cause}; check the network and status.posthog.com, or raise max_retries"
-            " / timeout_s"
+            f" last cause: {self.last_cause}; check that host is right and reachable (network, proxy,"
+            " status.posthog.com), or raise max_retries / timeout_s"
         )
 
 

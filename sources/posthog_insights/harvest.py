@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from posthog_insights import settings
-from posthog_insights.client import PostHogClient, RequestStats
+from posthog_insights.client import PostHogClient, RequestStats, job_response
 from posthog_insights.errors import (
     AuthenticationError,
     NotFoundError,
@@ -37,6 +37,7 @@ log = logging.getLogger("posthog_insights")
 
 LookupInsights = Callable[[int, list[int]], Iterable[Mapping[str, Any]]]
 _QUEUE_SIZE = 64
+_MAX_WORKERS = 256
 _POLL_FIRST_S = 0.2
 _POLL_MAX_S = 5.0
 
@@ -45,9 +46,25 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# What a candidate's metadata is read for until its retrieve: the `insights` row (records.insight_row)
+# and the shape of its result (shapes read `query` and `filters`).
+_META_FIELDS = (
+    "id", "short_id", "name", "derived_name", "description", "query", "filters", "tags", "dashboards",
+    "dashboard_tiles", "saved", "favorited", "created_at", "last_modified_at", "deleted",
+)  # fmt: skip
+
+
 def _without_result(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Metadata kept for a candidate; the (possibly large) cached result is not held until retrieve."""
-    return {k: v for k, v in item.items() if k not in ("result", "columns", "types", "hogql")}
+    """Metadata kept for a candidate until its retrieve: only the fields read later, users as their email.
+
+    Held for every candidate at once (they are retrieved oldest first), so every KB here is a KB per
+    insight of the project; the cached result and the rest of the payload are not kept.
+    """
+    meta = {k: item[k] for k in _META_FIELDS if k in item}
+    for user in ("created_by", "last_modified_by"):
+        value = item.get(user)
+        meta[user] = {"email": value.get("email")} if isinstance(value, Mapping) else value
+    return meta
 
 
 class _Progress:
@@ -134,6 +151,9 @@ class Harvest:
         client = PostHogClient(
             opts.host,
             self._key,
+            # opts.host is the origin build_options validated under the user's allow_insecure_http choice;
+            # re-checking it here with the default (False) made --allow-insecure-http impossible to use.
+            allow_insecure_http=True,
             pacer=pacer,
             timeout_s=opts.timeout_s,
             max_retries=opts.max_retries,
@@ -153,7 +173,7 @@ class Harvest:
                 self._defer(candidates)
         self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
         self.report.stopped_early = self._stop
-        final = self._recorder.take()
+        final = self._recorder.take(last=True)
         if final:
             yield final
 
@@ -193,7 +213,9 @@ class Harvest:
                             continue
                         listed.add(insight_id)
                         self.report.insights_listed += 1
-                        self._recorder.insight(project_id, item, now)
+                        retrieve = force or needs_retrieve(item, opts.refresh, now)
+                        # held until the run's end, so a 404 on its retrieve can still flag it deleted
+                        self._recorder.insight(project_id, item, now, hold=retrieve)
                         target = candidate(
                             project_id,
                             item,
@@ -201,7 +223,7 @@ class Harvest:
                             variant=opts.variant,
                             params=opts.retrieve_params(),
                         )
-                        if force or needs_retrieve(item, opts.refresh, now):
+                        if retrieve:
                             candidates.append(target)
                             metas[(project_id, insight_id)] = _without_result(item)
                             if item.get("result") is not None and not force:
@@ -258,14 +280,20 @@ class Harvest:
         self.report.retrieves_planned = len(now_batch)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         not_done: list[Candidate] = list(later)
-        tasks = [
-            asyncio.create_task(self._fetch(client, c, metas[(c.project_id, c.insight_id)], queue))
-            for c in now_batch
-        ]
+        pending = iter(now_batch)
+
+        async def worker() -> None:
+            for cand in pending:  # shared: each candidate is taken by exactly one worker
+                await self._fetch(client, cand, metas[(cand.project_id, cand.insight_id)], queue)
+
+        # A bounded pool of workers, not one task per insight: a task and its frame cost a few KB, which
+        # made memory grow with the project. The pacer bounds requests in flight; the pool only needs to
+        # be large enough to keep that many async jobs polling at once.
+        tasks = [asyncio.create_task(worker()) for _ in range(min(len(now_batch), _MAX_WORKERS))]
         finished = 0
-        progress = _Progress(len(tasks))
+        progress = _Progress(len(now_batch))
         try:
-            while finished < len(tasks):
+            while finished < len(now_batch):
                 kind, payload = await queue.get()
                 if kind == "done":
                     finished += 1
@@ -318,6 +346,14 @@ class Harvest:
                 )
                 return
             job = self._pollable_job(response)
+            finished = self._finished_job(response) if job is None else None
+            if finished is not None:
+                # The job this retrieve started (or found) had already completed: its results are the
+                # new snapshot, whatever stale result the retrieve itself carries.
+                if response.get("result") is not None:
+                    await queue.put(("outcome", (self._from_payload(cand, response, "retrieve"), meta)))
+                await queue.put(("outcome", (self._from_payload(cand, finished, "poll"), meta)))
+                return
             if job is None:
                 if response.get("result") is None and opts.refresh == "force_async":
                     note = "force_async started a job without a pollable id; the next run reads it from cache"
@@ -345,6 +381,16 @@ class Harvest:
         if status.get("complete") or status.get("error") or not status.get("id"):
             return None
         return _Job(str(status["id"]), parse_time(response.get("last_refresh")))
+
+    def _finished_job(self, response: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The results of an async job the response reports as complete already (fast queries), else None."""
+        status = response.get("query_status")
+        if self.options.refresh not in settings.ASYNC_MODES or not isinstance(status, Mapping):
+            return None
+        if not status.get("complete") or status.get("error"):
+            return None
+        results = job_response(status)
+        return results if results is not None and results.get("result") is not None else None
 
     async def _poll(self, client: PostHogClient, cand: Candidate, job: _Job) -> Outcome:
         """Poll the query-status endpoint until the job completes or the deadline passes.

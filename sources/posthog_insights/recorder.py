@@ -28,8 +28,8 @@ from posthog_insights.records import (
 from posthog_insights.report import RunReport
 from posthog_insights.shapes import SnapshotRef, TidyRows, insight_kind
 
-TIDY_FLUSH_ROWS = 250_000
-RECORD_FLUSH_ROWS = 5_000
+TIDY_FLUSH_ROWS = 50_000
+RECORD_FLUSH_ROWS = 1_000
 
 Batch = list[tuple[str, pa.Table]]
 
@@ -54,11 +54,22 @@ class Recorder:
         self._tidy = TidyRows()
         self._insight_rows: list[dict[str, Any]] = []
         self._result_rows: list[dict[str, Any]] = []
+        # Rows of insights still waiting for a retrieve, loaded at the end of the run. A 404 on that
+        # retrieve replaces the row (deleted = true) instead of adding a second row with the same key to
+        # the load package: dlt's merge keeps an arbitrary one of two rows that share a primary key.
+        self._held: dict[tuple[int, int], dict[str, Any]] = {}
+        self._buffered: dict[tuple[int, int], int] = {}  # (project, id) -> index in _insight_rows
 
     # -- insights metadata -------------------------------------------------------------------------
     def insight(
-        self, project_id: int, item: Mapping[str, Any], seen_at: datetime, deleted: bool = False
+        self,
+        project_id: int,
+        item: Mapping[str, Any],
+        seen_at: datetime,
+        deleted: bool = False,
+        hold: bool = False,
     ) -> None:
+        """Record an insight's metadata; `hold` keeps the row until the run's last batch (see __init__)."""
         modified = project_state(self._state, project_id)["modified"]
         key = str(item["id"])
         stamp = str(item.get("last_modified_at"))
@@ -69,7 +80,18 @@ class Recorder:
             return
         else:
             modified[key] = stamp
-        self._insight_rows.append(insight_row(project_id, item, seen_at, deleted))
+        row = insight_row(project_id, item, seen_at, deleted)
+        ref = (project_id, int(item["id"]))
+        if deleted:
+            self._held.pop(ref, None)
+            if ref in self._buffered:  # listed earlier in this run and not yet written: replace it
+                self._insight_rows[self._buffered[ref]] = row
+                return
+        if hold:
+            self._held[ref] = row
+            return
+        self._buffered[ref] = len(self._insight_rows)
+        self._insight_rows.append(row)
 
     def deleted_rows(self, project_id: int, rows: Iterable[Mapping[str, Any]], seen_at: datetime) -> None:
         """Insights that vanished from a complete listing: kept, flagged deleted."""
@@ -128,12 +150,19 @@ class Recorder:
             or len(self._insight_rows) >= RECORD_FLUSH_ROWS
         )
 
-    def take(self) -> Batch:
-        """Everything accumulated, as (table name, Arrow table); results go before their tidy rows."""
+    def take(self, last: bool = False) -> Batch:
+        """Everything accumulated, as (table name, Arrow table); results go before their tidy rows.
+
+        Held insight rows go out with the `last` batch of the run.
+        """
         batch: Batch = []
+        if last and self._held:
+            self._insight_rows.extend(self._held.values())
+            self._held = {}
         if self._insight_rows:
             batch.append((settings.TABLE_INSIGHTS, table(self._insight_rows, INSIGHTS_SCHEMA)))
             self._insight_rows = []
+            self._buffered = {}
         if self._result_rows:
             batch.append((settings.TABLE_RESULTS, table(self._result_rows, RESULTS_SCHEMA)))
             self._result_rows = []
