@@ -44,6 +44,12 @@ def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, dest="timeout_s", help="per-request timeout (s)")
     parser.add_argument("--max-retries", type=int)
     parser.add_argument(
+        "--retry-errors-after",
+        type=float,
+        dest="retry_errors_after_s",
+        help="seconds before an insight that failed to calculate is retried (default 1800; 0: every run)",
+    )
+    parser.add_argument(
         "--allow-insecure-http",
         action="store_true",
         default=None,
@@ -98,6 +104,7 @@ def _source_args(args: argparse.Namespace) -> dict[str, Any]:
         "max_retries",
         "allow_insecure_http",
         "include_activity",
+        "retry_errors_after_s",
     )
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     key = os.environ.get(KEY_ENV)

@@ -10,7 +10,8 @@ def format_summary(result: LoadResult) -> str:
     lines = [f"posthog-insights: run finished in {result.seconds:.1f}s"]
     lines.append(
         f"  insights listed: {report.insights_listed}; retrieves: {report.retrieves_planned}; "
-        f"deferred to next run: {report.deferred}; flagged deleted: {report.deleted_flagged}"
+        f"deferred to next run: {report.deferred}; failed recently, retried later: {report.retry_later}; "
+        f"flagged deleted: {report.deleted_flagged}"
     )
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "none"
     lines.append(f"  outcomes: {outcomes}; unchanged since last load: {report.skipped_unchanged}")

@@ -69,6 +69,7 @@ def build_options(
     timeout_s: float = settings.DEFAULT_TIMEOUT_S,
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
     retry_backoff_s: float = 0.5,
+    retry_errors_after_s: float = settings.DEFAULT_RETRY_ERRORS_AFTER_S,
     allow_insecure_http: bool = False,
 ) -> RunOptions:
     """Validate every setting; raises ConfigError (one line, naming the setting) before any request."""
@@ -92,6 +93,7 @@ def build_options(
         timeout_s=float(timeout_s),
         max_retries=int(max_retries),
         retry_backoff_s=float(retry_backoff_s),
+        retry_errors_after_s=float(retry_errors_after_s),
         max_wait_s=float(max_wait_s),
         poll_deadline_s=float(poll_deadline_s),
         variant=f"dashboard={from_dashboard}" if from_dashboard is not None else "",
@@ -177,6 +179,7 @@ def posthog_insights_source(
     timeout_s: float = settings.DEFAULT_TIMEOUT_S,
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
     retry_backoff_s: float = 0.5,
+    retry_errors_after_s: float = settings.DEFAULT_RETRY_ERRORS_AFTER_S,
     allow_insecure_http: bool = False,
     include_activity: bool = False,
     report: RunReport | None = None,

@@ -214,6 +214,12 @@ class Harvest:
                         listed.add(insight_id)
                         self.report.insights_listed += 1
                         retrieve = force or needs_retrieve(item, opts.refresh, now)
+                        backing_off = retrieve and self._recorder.failed_recently(
+                            project_id, insight_id, opts.variant, item, now, opts.retry_errors_after_s
+                        )
+                        if backing_off:
+                            retrieve = False
+                            self.report.retry_later += 1
                         # held until the run's end, so a 404 on its retrieve can still flag it deleted
                         self._recorder.insight(project_id, item, now, hold=retrieve)
                         target = candidate(
@@ -223,15 +229,16 @@ class Harvest:
                             variant=opts.variant,
                             params=opts.retrieve_params(),
                         )
+                        listed_outcome = self._from_payload(target, item, "list")
                         if retrieve:
                             candidates.append(target)
                             metas[(project_id, insight_id)] = _without_result(item)
-                            if item.get("result") is not None and not force:
-                                # a stale result is still a real snapshot of the past: keep it
-                                stale = self._from_payload(target, item, "list")
-                                self._recorder.outcome(stale, item, final=False)
-                        else:
-                            self._recorder.outcome(self._from_payload(target, item, "list"), item)
+                        if not (retrieve or backing_off):
+                            self._recorder.outcome(listed_outcome, item)
+                        elif item.get("result") is not None and not force:
+                            # a stale result is still a real snapshot of the past: keep it; the refresh's
+                            # outcome (or, backing off, the last error) stays the insight's latest
+                            self._recorder.outcome(listed_outcome, item, final=False)
                     if self._recorder.should_flush():
                         yield self._recorder.take()
         except RateLimitExceededError as exc:

@@ -140,6 +140,7 @@ class RunOptions:
     max_wait_s: float = settings.DEFAULT_MAX_WAIT_S
     poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S
     retry_backoff_s: float = 0.5
+    retry_errors_after_s: float = settings.DEFAULT_RETRY_ERRORS_AFTER_S
     variant: str = ""  # "" for plain results, "dashboard=ID" for a dashboard's view
 
     def __post_init__(self) -> None:
@@ -149,6 +150,8 @@ class RunOptions:
             raise ConfigError(f"concurrency: {self.concurrency} must be at least 1")
         if self.max_requests is not None and self.max_requests < 1:
             raise ConfigError(f"max_requests: {self.max_requests} must be at least 1")
+        if self.retry_errors_after_s < 0:
+            raise ConfigError("retry_errors_after_s: must not be negative")
         if self.poll_deadline_s < 0:
             raise ConfigError("poll_deadline_s: must not be negative")
 

@@ -38,7 +38,11 @@ def project_state(state: MutableMapping[str, Any], project_id: int) -> MutableMa
     projects = state.setdefault("projects", {})
     entry: MutableMapping[str, Any] = projects.setdefault(str(project_id), {})
     entry.setdefault("modified", {})  # insight id -> last_modified_at loaded
-    entry.setdefault("outcomes", {})  # "id|variant" -> [status, snapshot iso, digest]
+    entry.setdefault("ok", {})  # "id|variant" -> [snapshot iso, digest] of the last ok snapshot loaded
+    # "id|variant" -> [status, digest, ok snapshot iso it followed, seen_at iso, last_modified_at] of the
+    # last failure loaded; kept apart from `ok` so a stale result and a failing refresh of the same insight
+    # do not overwrite each other's record on every run
+    entry.setdefault("failed", {})
     entry.setdefault("deferred", [])  # insight ids to retrieve first next run
     return entry
 
@@ -111,23 +115,29 @@ class Recorder:
         """Record an outcome; `final` is False for a stale result kept as history before its refresh."""
         if final:
             self._report.outcomes[outcome.status] += 1
-        outcomes = project_state(self._state, outcome.project_id)["outcomes"]
+        state = project_state(self._state, outcome.project_id)
         key = f"{outcome.insight_id}|{outcome.variant}"
-        previous = outcomes.get(key)
+        last_ok = state["ok"].get(key)
+        ok_snapshot = last_ok[0] if last_ok else ""
         response = outcome.response or {}
         result_json: str | None = None
         if outcome.status == settings.STATUS_OK:
             result_json = orjson.dumps(response.get("result"), option=orjson.OPT_NON_STR_KEYS).decode()
             digest = _digest(result_json)
             last_refresh = outcome.last_refresh
-            same_result = bool(previous) and previous[0] == settings.STATUS_OK and previous[2] == digest
-            if same_result and (last_refresh is None or previous[1] == last_refresh.isoformat()):
+            same_snapshot = last_refresh is None or ok_snapshot == last_refresh.isoformat()
+            loaded = bool(last_ok) and last_ok[1] == digest and same_snapshot
+            last_failure = state["failed"].get(key)
+            # a failure was recorded after this very snapshot: as the run's answer it becomes latest again
+            failed_since = bool(last_failure) and last_failure[2] == ok_snapshot
+            if loaded and not (final and failed_since):
                 self._report.skipped_unchanged += 1
                 return
             snapshot = last_refresh or outcome.seen_at
         else:
             digest = _digest(f"{outcome.status}:{outcome.error_message}")
-            if previous and previous[0] == outcome.status and previous[2] == digest:
+            last_failure = state["failed"].get(key)
+            if last_failure and last_failure[:3] == [outcome.status, digest, ok_snapshot]:
                 self._report.skipped_unchanged += 1
                 return
             snapshot = outcome.seen_at
@@ -140,7 +150,32 @@ class Recorder:
             shaped = self._tidy.add(ref, meta, response)
             shape, recognised, rows = shaped.shape, shaped.recognised, shaped.rows
         self._result_rows.append(result_row(outcome, snapshot, kind, shape, recognised, rows, result_json))
-        outcomes[key] = [outcome.status, snapshot.isoformat(), digest]
+        if outcome.status == settings.STATUS_OK:
+            state["ok"][key] = [snapshot.isoformat(), digest]
+            if final:
+                state["failed"].pop(key, None)
+        else:
+            stamp = str(meta.get("last_modified_at"))
+            state["failed"][key] = [outcome.status, digest, ok_snapshot, outcome.seen_at.isoformat(), stamp]
+
+    def failed_recently(
+        self,
+        project_id: int,
+        insight_id: int,
+        variant: str,
+        item: Mapping[str, Any],
+        now: datetime,
+        within_s: float,
+    ) -> bool:
+        """Whether this insight's last outcome was an error less than `within_s` ago and its definition is
+        unchanged since: retrying it at once would most likely fail again and spend a request for nothing."""
+        failure = project_state(self._state, project_id)["failed"].get(f"{insight_id}|{variant}")
+        if not failure or failure[0] != settings.STATUS_ERROR or within_s <= 0:
+            return False
+        if failure[4] != str(item.get("last_modified_at")):
+            return False
+        seen = datetime.fromisoformat(failure[3])
+        return (now - seen).total_seconds() < within_s
 
     # -- batches -----------------------------------------------------------------------------------
     def should_flush(self) -> bool:

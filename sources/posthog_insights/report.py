@@ -18,6 +18,7 @@ class RunReport:
     retrieves_planned: int = 0
     deferred: int = 0
     deleted_flagged: int = 0
+    retry_later: int = 0  # failed recently with an unchanged definition: retried after the back-off
     unfetched: list[str] = field(default_factory=list)  # one line each: what could not be fetched and why
     stopped_early: str | None = None  # why the run stopped before finishing (loaded what it had)
     requests: dict[str, Any] = field(default_factory=dict)

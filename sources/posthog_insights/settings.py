@@ -42,6 +42,9 @@ DEFAULT_MAX_RETRIES: Final = 5
 # Longest single 429 wait we sit through; a longer one stops the run gracefully (what was fetched loads).
 DEFAULT_MAX_WAIT_S: Final = 300.0
 DEFAULT_POLL_DEADLINE_S: Final = 300.0
+# An insight whose calculation failed is not retrieved again until this long after the failure (unless its
+# definition changed): an immediate retry mostly fails again. Under an hourly schedule every run retries.
+DEFAULT_RETRY_ERRORS_AFTER_S: Final = 1800.0
 
 # Outcome statuses in `insight_results` (a user-facing contract).
 STATUS_OK: Final = "ok"

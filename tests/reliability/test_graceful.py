@@ -166,10 +166,15 @@ def test_calculation_errors_are_recorded_and_retried_next_run(
         )[0]
         assert message.split(":")[0] in recorded, (insight_id, recorded)
 
+    emulator.reset_stats()
+    at_once = load_into(tmp_path, emulator, refresh="blocking")  # within the retry back-off
+    assert at_once.complete and at_once.report.retry_later == len(failing)
+    assert emulator.stats.kind("retrieve") == 0 and at_once.row_counts == {}
+
     for insight_id in failing:
         store.set_fails(1, insight_id, None)  # ClickHouse is back, the column is fixed
     emulator.reset_stats()
-    again = load_into(tmp_path, emulator, refresh="blocking")
+    again = load_into(tmp_path, emulator, refresh="blocking", retry_errors_after_s=0)  # past the back-off
     assert again.complete, again.report
     assert emulator.stats.kind("retrieve") == len(failing)  # exactly the failed ones are retried
     latest = dict(_query(db, "SELECT insight_id, status FROM insight_results_latest"))
