@@ -39,6 +39,7 @@ import pendulum
 from airflow.decorators import dag
 from airflow.operators.python import PythonOperator
 from dlt.helpers.airflow_helper import PipelineTasksGroup
+
 from posthog_insights import posthog_insights_source
 from posthog_insights.views import create_latest_views
 
