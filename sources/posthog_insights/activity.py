@@ -84,6 +84,7 @@ async def activity_tables(
     client = PostHogClient(
         options.host,
         personal_api_key,
+        allow_insecure_http=True,  # options.host was validated under the user's own choice already
         pacer=pacer,
         timeout_s=options.timeout_s,
         max_retries=options.max_retries,
