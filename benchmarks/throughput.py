@@ -20,7 +20,7 @@ from typing import Any
 import dlt
 
 from benchmarks.http_runs import make_pipeline
-from posthog_insights import recorder
+from posthog_insights import SNAPSHOT_KEY, recorder
 from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
 
 TABLE = "trend_points"
@@ -80,8 +80,10 @@ def trend_payloads(rows: int, points: int = 1_000, series: int = 2) -> list[Payl
 def _hints() -> dict[str, Any]:
     return {
         "name": TABLE,
+        # the source's own hints for its result tables (posthog_insights.insights_resource)
         "write_disposition": "merge",
         "primary_key": list(TIDY_PRIMARY_KEYS[TABLE]),
+        "merge_key": list(SNAPSHOT_KEY),
         "max_table_nesting": 0,
     }
 
