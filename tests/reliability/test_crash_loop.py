@@ -231,11 +231,22 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(
 
 
 @pytest.mark.slow
-def test_sigkill_between_package_commit_and_local_state_save(
-    tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
+@pytest.mark.parametrize(
+    ("kill_at", "fault"),
+    [
+        # the extracted package (with the new state) is committed, the local state.json not yet saved:
+        # the re-run must not extract the same outcomes a second time
+        ("after_commit", "SIGKILL after package commit, before state save"),
+        # the load step copies each table's file into the staging dataset, then merges; killed after a copy
+        # committed but before dlt recorded the job as done, the resumed package copies the file again
+        # (dlt truncates staging tables only when a package starts): the merge must still load each row once
+        ("after_staging_copy", "SIGKILL after a staging copy, before the job is marked done"),
+    ],
+)
+def test_sigkill_in_a_narrow_window_then_rerun_equals_a_clean_run(
+    kill_at: str, fault: str, tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
 ) -> None:
-    """The narrowest window: the extracted package (with the new state) is committed, the local
-    state.json is not yet saved. The re-run must not extract the same outcomes a second time."""
+    """The narrowest windows of a run, hit on purpose by the driver's RELIABILITY_KILL_AT hook."""
     emulator = emulators(
         clock=frozen_clock(),
         api_key=KEY,
@@ -258,60 +269,7 @@ def test_sigkill_between_package_commit_and_local_state_save(
     assert drive(tmp_path / "clean", args).code == 0
     root = tmp_path / "crash"
     root.mkdir()
-    env = {**cli_env(root, KEY), "RELIABILITY_KILL_AT": "after_commit"}
-    killed = subprocess.run(
-        [PYTHON, DRIVER, *run_args(root, *args)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL
-    assert drive(root, args).code == 0
-    got = read_warehouse(root / "warehouse.duckdb")
-    want = read_warehouse(tmp_path / "clean" / "warehouse.duckdb")
-    problems = diff_warehouses(got, want)
-    figures(
-        "SIGKILL after package commit, before state save",
-        trials=1,
-        recovered=int(not problems),
-        rows_lost=lost_rows(got, want),
-    )
-    assert not problems, problems
-    assert set(duplicate_keys(root / "warehouse.duckdb").values()) == {0}
-
-
-@pytest.mark.slow
-def test_sigkill_after_a_staging_copy_then_rerun_loads_each_row_once(
-    tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
-) -> None:
-    """The load step copies each table's file into the staging dataset, then merges. Killed after a copy
-    committed but before dlt recorded the job as done, the resumed package copies the file again (dlt
-    truncates staging tables only when a package starts): the merge must still load each row once."""
-    emulator = emulators(
-        clock=frozen_clock(),
-        api_key=KEY,
-        insights=60,
-        seed=4,
-        points=8,
-        error_share=0.1,
-        cache_ttl_s=86_400.0,
-    )
-    args = [
-        "--host",
-        emulator.base_url,
-        "--project-id",
-        "1",
-        "--refresh",
-        "force_cache",
-        "--rate-limit",
-        "off",
-    ]
-    assert drive(tmp_path / "clean", args).code == 0
-    root = tmp_path / "crash"
-    root.mkdir()
-    env = {**cli_env(root, KEY), "RELIABILITY_KILL_AT": "after_staging_copy"}
+    env = {**cli_env(root, KEY), "RELIABILITY_KILL_AT": kill_at}
     killed = subprocess.run(
         [PYTHON, DRIVER, *run_args(root, *args)],
         cwd=root,
@@ -327,7 +285,7 @@ def test_sigkill_after_a_staging_copy_then_rerun_loads_each_row_once(
     problems = diff_warehouses(got, want)
     dupes = {t: n for t, n in duplicate_keys(root / "warehouse.duckdb").items() if n}
     figures(
-        "SIGKILL after a staging copy, before the job is marked done",
+        fault,
         trials=1,
         recovered=int(not problems and not dupes),
         rows_lost=lost_rows(got, want),
