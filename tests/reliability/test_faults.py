@@ -197,7 +197,9 @@ def test_5xx_bursts_are_waited_out(
     with emulator:
         result = load_into(tmp_path, emulator, refresh="blocking", **{**RUN, "retry_backoff_s": 0.1})
     assert result.complete, result.report
-    assert bursts.count > 10
+    # the first request opens an outage, so one is always met; how many more depends on the run's speed
+    assert bursts.count >= 1
+    assert result.report.requests["retries"] >= bursts.count  # every refused request was tried again
     _assert_same_warehouse(
         tmp_path / "warehouse.duckdb",
         clean["blocking"],
