@@ -2,8 +2,8 @@
 
 A snapshot is immutable: the same insight with the same `last_refresh` and result has the same rows, so
 re-emitting it would only make the destination merge work for nothing. The recorder remembers, in the
-source's dlt state (committed atomically with the load package), the last outcome loaded per insight and
-the last `last_modified_at` per insight, so a re-run with nothing changed yields no rows at all.
+source's dlt state (committed atomically with the load package), per insight the last ok snapshot and the
+last failure loaded and the last `last_modified_at`, so a re-run with nothing changed yields no rows at all.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class Recorder:
         state = project_state(self._state, outcome.project_id)
         key = f"{outcome.insight_id}|{outcome.variant}"
         last_ok = state["ok"].get(key)
+        last_failure = state["failed"].get(key)
         ok_snapshot = last_ok[0] if last_ok else ""
         response = outcome.response or {}
         result_json: str | None = None
@@ -127,7 +128,6 @@ class Recorder:
             last_refresh = outcome.last_refresh
             same_snapshot = last_refresh is None or ok_snapshot == last_refresh.isoformat()
             loaded = bool(last_ok) and last_ok[1] == digest and same_snapshot
-            last_failure = state["failed"].get(key)
             # a failure was recorded after this very snapshot: as the run's answer it becomes latest again
             failed_since = bool(last_failure) and last_failure[2] == ok_snapshot
             if loaded and not (final and failed_since):
@@ -136,7 +136,6 @@ class Recorder:
             snapshot = last_refresh or outcome.seen_at
         else:
             digest = _digest(f"{outcome.status}:{outcome.error_message}")
-            last_failure = state["failed"].get(key)
             if last_failure and last_failure[:3] == [outcome.status, digest, ok_snapshot]:
                 self._report.skipped_unchanged += 1
                 return
