@@ -230,23 +230,11 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(
         assert hits[phase] >= 2, (phase, dict(hits))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("kill_at", "fault"),
-    [
-        # the extracted package (with the new state) is committed, the local state.json not yet saved:
-        # the re-run must not extract the same outcomes a second time
-        ("after_commit", "SIGKILL after package commit, before state save"),
-        # the load step copies each table's file into the staging dataset, then merges; killed after a copy
-        # committed but before dlt recorded the job as done, the resumed package copies the file again
-        # (dlt truncates staging tables only when a package starts): the merge must still load each row once
-        ("after_staging_copy", "SIGKILL after a staging copy, before the job is marked done"),
-    ],
-)
-def test_sigkill_in_a_narrow_window_then_rerun_equals_a_clean_run(
-    kill_at: str, fault: str, tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
-) -> None:
-    """The narrowest windows of a run, hit on purpose by the driver's RELIABILITY_KILL_AT hook."""
+def _clean_run_then_killed_run(
+    tmp_path: Path, emulators: Callable[..., Emulator], kill_at: str
+) -> tuple[Path, list[str]]:
+    """A clean run into tmp_path/clean, then the same run into tmp_path/crash killed by the driver's
+    RELIABILITY_KILL_AT hook at `kill_at`; returns the crashed run's folder and the CLI arguments."""
     emulator = emulators(
         clock=frozen_clock(),
         api_key=KEY,
@@ -279,6 +267,27 @@ def test_sigkill_in_a_narrow_window_then_rerun_equals_a_clean_run(
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL
+    return root, args
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kill_at", "fault"),
+    [
+        # the extracted package (with the new state) is committed, the local state.json not yet saved:
+        # the re-run must not extract the same outcomes a second time
+        ("after_commit", "SIGKILL after package commit, before state save"),
+        # the load step copies each table's file into the staging dataset, then merges; killed after a copy
+        # committed but before dlt recorded the job as done, the resumed package copies the file again
+        # (dlt truncates staging tables only when a package starts): the merge must still load each row once
+        ("after_staging_copy", "SIGKILL after a staging copy, before the job is marked done"),
+    ],
+)
+def test_sigkill_in_a_narrow_window_then_rerun_equals_a_clean_run(
+    kill_at: str, fault: str, tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
+) -> None:
+    """The narrowest windows of a run, hit on purpose by the driver's RELIABILITY_KILL_AT hook."""
+    root, args = _clean_run_then_killed_run(tmp_path, emulators, kill_at)
     assert drive(root, args).code == 0
     got = read_warehouse(root / "warehouse.duckdb")
     want = read_warehouse(tmp_path / "clean" / "warehouse.duckdb")
@@ -303,38 +312,7 @@ def test_sigkill_in_a_narrow_window_then_rerun_equals_a_clean_run(
     " (cache_miss, error) are recorded again under a new snapshot (their snapshot is the time seen)",
 )
 def test_sigkill_mid_load_then_lost_working_dir(tmp_path: Path, emulators: Callable[..., Emulator]) -> None:
-    emulator = emulators(
-        clock=frozen_clock(),
-        api_key=KEY,
-        insights=60,
-        seed=4,
-        points=8,
-        error_share=0.1,
-        cache_ttl_s=86_400.0,
-    )
-    args = [
-        "--host",
-        emulator.base_url,
-        "--project-id",
-        "1",
-        "--refresh",
-        "force_cache",
-        "--rate-limit",
-        "off",
-    ]
-    assert drive(tmp_path / "clean", args).code == 0
-    root = tmp_path / "crash"
-    root.mkdir()
-    env = {**cli_env(root, KEY), "RELIABILITY_KILL_AT": "before_complete"}
-    killed = subprocess.run(
-        [PYTHON, DRIVER, *run_args(root, *args)],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert killed.returncode == -signal.SIGKILL
+    root, args = _clean_run_then_killed_run(tmp_path, emulators, "before_complete")
     shutil.rmtree(root / "pipelines")  # a fresh runner: dlt restores the state from the destination
     assert drive(root, args).code == 0
     got = read_warehouse(root / "warehouse.duckdb")
