@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from benchmarks.emulator import Counters, EmulatorProcess
 
@@ -33,12 +34,21 @@ class RunFigures:
         return sum(self.row_counts.values())
 
 
-def make_pipeline(workdir: Path, name: str) -> dlt.Pipeline:
-    """A pipeline whose state and DuckDB file live in `workdir` (the same name reopens the same state)."""
+def make_pipeline(workdir: Path, name: str, *, ours: bool) -> dlt.Pipeline:
+    """A pipeline whose state and DuckDB file live in `workdir` (the same name reopens the same state).
+
+    `ours` opens DuckDB with the CLI's settings (posthog_insights_cli.loader.duckdb_settings); the
+    baselines keep DuckDB's defaults, as a user following dlt's documentation would.
+    """
+    from posthog_insights_cli.loader import duckdb_settings
+
     workdir.mkdir(parents=True, exist_ok=True)
+    credentials = DuckDbCredentials(str(workdir / f"{name.replace('_', '-')}.duckdb"))
+    if ours:
+        credentials.global_config = duckdb_settings()
     pipeline: dlt.Pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(workdir / f"{name.replace('_', '-')}.duckdb")),
+        destination=dlt.destinations.duckdb(credentials),
         dataset_name="bench",
         pipelines_dir=str(workdir / "pipelines"),
     )
@@ -75,7 +85,7 @@ def run_ours(
 ) -> RunFigures:
     from posthog_insights_cli.loader import load
 
-    pipeline = make_pipeline(workdir, name)
+    pipeline = make_pipeline(workdir, name, ours=True)
     before = emulator.stats()
     started = time.perf_counter()
     result = load(
@@ -139,7 +149,7 @@ def run_baseline(
 ) -> RunFigures:
     from dlt.sources.rest_api import rest_api_source
 
-    pipeline = make_pipeline(workdir, name)
+    pipeline = make_pipeline(workdir, name, ours=False)
     source = rest_api_source(baseline_config(emulator.base_url, emulator.api_key, refresh))  # type: ignore[arg-type]
     before = emulator.stats()
     started = time.perf_counter()

@@ -27,7 +27,7 @@ from benchmarks.emulator import Counters, EmulatorProcess, EmulatorSpec
 from benchmarks.http_runs import RunFigures, run_baseline, run_ours
 from benchmarks.memory import run_cli_peak
 from benchmarks.table import Row, load_average, machine, render_markdown, render_text
-from benchmarks.throughput import arrow_path, dict_path, dict_rows, trend_payloads
+from benchmarks.throughput import FLUSH_ROWS, arrow_path, dict_path, dict_rows, trend_payloads
 
 REPO = Path(__file__).resolve().parent.parent
 WALL_RATIO_MAX = 0.2  # ours at most 1/5 of the baseline's wall time
@@ -298,8 +298,9 @@ def _throughput(suite: Suite, work: Path, log: Log) -> None:
 
     suite.notes.append(
         f"4. Payloads built in memory (2 series x 1,000 points per line-trend insight), untimed. Ours: "
-        f"TidyRows.add per insight, take() every 250k rows, Arrow tables yielded by a dlt resource with the "
-        f"source's hints (merge on the trend_points key): {phases(arrow.phases)}; {arrow.loaded:,} rows in "
+        f"TidyRows.add per insight, take() every {FLUSH_ROWS:,} rows, Arrow tables yielded by a dlt resource "
+        f"with the source's hints (delete-insert on the snapshot key) into the CLI's DuckDB settings: "
+        f"{phases(arrow.phases)}; {arrow.loaded:,} rows in "
         f"DuckDB. Baseline: the same rows as Python dicts (converted untimed), yielded in lists of 1,000, "
         f"same hints: {phases(dicts.phases)}; {dicts.loaded:,} rows in DuckDB."
     )

@@ -2,7 +2,7 @@
 
 Trend payloads are built in memory first (untimed). Then, timed:
 - ours: the source's own Arrow path, `TidyRows.add()` per insight and `take()` every `TIDY_FLUSH_ROWS`
-  rows, the Arrow tables yielded by a dlt resource with the source's hints (merge on the tidy key);
+  rows, the Arrow tables yielded by a dlt resource with the source's hints (merge on the snapshot key);
 - the baseline: the same rows as Python dicts (converted untimed, so the baseline pays only dlt's
   default path) yielded in lists of 1,000 by a resource with the same hints.
 Both go through `pipeline.run` into a fresh DuckDB file; the loaded row count is checked afterwards.
@@ -20,7 +20,7 @@ from typing import Any
 import dlt
 
 from benchmarks.http_runs import make_pipeline
-from posthog_insights import SNAPSHOT_KEY, recorder
+from posthog_insights import SNAPSHOT_KEY, SNAPSHOT_MERGE, recorder
 from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
 
 TABLE = "trend_points"
@@ -81,7 +81,7 @@ def _hints() -> dict[str, Any]:
     return {
         "name": TABLE,
         # the source's own hints for its result tables (posthog_insights.insights_resource)
-        "write_disposition": "merge",
+        "write_disposition": SNAPSHOT_MERGE,
         "primary_key": list(TIDY_PRIMARY_KEYS[TABLE]),
         "merge_key": list(SNAPSHOT_KEY),
         "max_table_nesting": 0,
@@ -119,7 +119,7 @@ def arrow_path(payloads: list[Payload], workdir: Path) -> Throughput:
         yield from tidy.take().values()
 
     rows = sum(len(s["data"]) for _, response in payloads for s in response["result"])
-    pipeline = make_pipeline(workdir, "bench_arrow")
+    pipeline = make_pipeline(workdir, "bench_arrow", ours=True)
     phases = _timed_run(pipeline, dlt.resource(tidy_tables, **_hints()))
     return Throughput(rows, sum(phases.values()), _loaded(pipeline), phases)
 
@@ -138,6 +138,6 @@ def dict_path(rows: list[dict[str, Any]], workdir: Path) -> Throughput:
         for start in range(0, len(rows), _DICT_CHUNK):
             yield rows[start : start + _DICT_CHUNK]
 
-    pipeline = make_pipeline(workdir, "bench_dicts")
+    pipeline = make_pipeline(workdir, "bench_dicts", ours=False)
     phases = _timed_run(pipeline, dlt.resource(chunks, **_hints()))
     return Throughput(len(rows), sum(phases.values()), _loaded(pipeline), phases)

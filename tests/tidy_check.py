@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+from posthog_insights import PRIMARY_KEYS
 from tests.conftest import Warehouse
 
 
@@ -80,8 +81,19 @@ def check_sql(wh: Warehouse, key: tuple[Any, ...], result: list[Any], columns: l
     return len(result)
 
 
+def assert_unique_keys(wh: Warehouse) -> None:
+    """No two rows share a primary key: staging data is declared de-duplicated, so nothing else checks."""
+    tables = {t for (t,) in wh.sql("SELECT table_name FROM information_schema.tables")}
+    for table, key in PRIMARY_KEYS.items():
+        if table in tables:
+            cols = ", ".join(key)
+            dupes = wh.sql(f"SELECT {cols} FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 3")
+            assert dupes == [], (table, dupes)
+
+
 def check_all_ok_snapshots(wh: Warehouse) -> dict[str, int]:
-    """Every ok snapshot's tidy rows equal its payload; returns checked rows per kind."""
+    """Every ok snapshot's tidy rows equal its payload, each row once; returns checked rows per kind."""
+    assert_unique_keys(wh)
     checked: dict[str, int] = {}
     rows = wh.sql(
         "SELECT project_id, insight_id, snapshot, variant, kind, result_json, columns_json, tidy_rows "

@@ -13,13 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from posthog_insights import RunReport, posthog_insights_backfill, posthog_insights_source
+from posthog_insights.recovery import dedupe_resumed_packages
 from posthog_insights.views import create_latest_views
 
 DEFAULT_PIPELINE = "posthog_insights"
 DEFAULT_DATASET = "posthog_insights"
+# The source cuts its own batches (recorder.py: 50k tidy rows, or 8 MiB of raw results) and yields them as
+# Arrow tables: dlt's extract buffer on top (5,000 rows by default) held ~350 MB of raw results at 10,000
+# insights x 1,000 points. With one item, each batch goes to its parquet file as it comes.
+EXTRACT_CONFIG: dict[str, Any] = {"sources.data_writer.buffer_max_items": 1}
+DUCKDB_MEMORY_LIMIT_ENV = "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 
 
 def duckdb_path(pipeline_name: str) -> str:
@@ -31,6 +40,30 @@ def duckdb_path(pipeline_name: str) -> str:
     return str(Path.cwd() / f"{pipeline_name.replace('_', '-')}.duckdb")
 
 
+def duckdb_settings() -> dict[str, Any]:
+    """DuckDB settings for the loader's connection.
+
+    DuckDB caches every block it writes up to its memory limit, 80% of RAM by default, so a loader left
+    alone grows with the data it has loaded (2 GB at 10,000 insights x 1,000 points); capped, it spills to
+    a temporary folder beside the file instead. Rows carry their own keys, so insertion order is not kept:
+    that lets DuckDB insert in parallel with less memory (a fifth less load time measured).
+    """
+    config: dict[str, Any] = {"preserve_insertion_order": False}
+    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, DEFAULT_DUCKDB_MEMORY_LIMIT).strip()
+    if limit.lower() not in ("", "off"):
+        config["memory_limit"] = limit
+    return config
+
+
+def duckdb_destination(pipeline_name: str) -> Destination[Any, Any]:
+    """The embedded default: the file named by `DESTINATION__DUCKDB__CREDENTIALS`, else `duckdb_path`."""
+    credentials = DuckDbCredentials(
+        os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or duckdb_path(pipeline_name)
+    )
+    credentials.global_config = duckdb_settings()
+    return dlt.destinations.duckdb(credentials)
+
+
 def make_pipeline(
     pipeline_name: str = DEFAULT_PIPELINE,
     dataset_name: str = DEFAULT_DATASET,
@@ -38,8 +71,8 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     progress: Any = "log",
 ) -> dlt.Pipeline:
-    if destination == "duckdb" and not os.environ.get("DESTINATION__DUCKDB__CREDENTIALS"):
-        destination = dlt.destinations.duckdb(duckdb_path(pipeline_name))
+    if destination == "duckdb":
+        destination = duckdb_destination(pipeline_name)
     extra: dict[str, Any] = {"pipelines_dir": pipelines_dir} if pipelines_dir else {}
     pipeline: dlt.Pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -68,6 +101,7 @@ class LoadResult:
 def finish_pending(pipeline: dlt.Pipeline) -> None:
     """A run killed after extract left packages behind: load them first, so nothing is lost or redone."""
     if pipeline.has_pending_data:
+        dedupe_resumed_packages(pipeline)
         pipeline.run()
 
 
@@ -111,8 +145,9 @@ def run_source(
     started = time.monotonic()
     report = RunReport()
     source = make_source(report=report, **source_args)
-    finish_pending(pipeline)
-    info = pipeline.run(source)
+    with dlt.config.values(EXTRACT_CONFIG):
+        finish_pending(pipeline)
+        info = pipeline.run(source)
     trace = pipeline.last_trace
     counts: dict[str, int] = {}
     if trace is not None and trace.last_normalize_info is not None:

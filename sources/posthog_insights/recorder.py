@@ -30,6 +30,9 @@ from posthog_insights.shapes import SnapshotRef, TidyRows, insight_kind
 
 TIDY_FLUSH_ROWS = 50_000
 RECORD_FLUSH_ROWS = 1_000
+# Raw results are the bulk of a batch (a year of daily points is ~70 KB of JSON per insight): a batch is
+# also cut at this many bytes of `result_json`, so memory does not grow with the size of the results.
+RESULT_FLUSH_BYTES = 8 * 1024 * 1024
 
 Batch = list[tuple[str, pa.Table]]
 
@@ -58,6 +61,7 @@ class Recorder:
         self._tidy = TidyRows()
         self._insight_rows: list[dict[str, Any]] = []
         self._result_rows: list[dict[str, Any]] = []
+        self._result_bytes = 0
         # Rows of insights still waiting for a retrieve, loaded at the end of the run. A 404 on that
         # retrieve replaces the row (deleted = true) instead of adding a second row with the same key to
         # the load package: dlt's merge keeps an arbitrary one of two rows that share a primary key.
@@ -149,6 +153,7 @@ class Recorder:
             shaped = self._tidy.add(ref, meta, response)
             shape, recognised, rows = shaped.shape, shaped.recognised, shaped.rows
         self._result_rows.append(result_row(outcome, snapshot, kind, shape, recognised, rows, result_json))
+        self._result_bytes += len(result_json or "")
         if outcome.status == settings.STATUS_OK:
             state["ok"][key] = [snapshot.isoformat(), digest]
             if final:
@@ -181,6 +186,7 @@ class Recorder:
         return (
             self._tidy.row_count() >= TIDY_FLUSH_ROWS
             or len(self._result_rows) >= RECORD_FLUSH_ROWS
+            or self._result_bytes >= RESULT_FLUSH_BYTES
             or len(self._insight_rows) >= RECORD_FLUSH_ROWS
         )
 
@@ -200,5 +206,6 @@ class Recorder:
         if self._result_rows:
             batch.append((settings.TABLE_RESULTS, table(self._result_rows, RESULTS_SCHEMA)))
             self._result_rows = []
+            self._result_bytes = 0
         batch.extend(self._tidy.take().items())
         return batch
