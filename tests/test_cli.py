@@ -76,3 +76,20 @@ def test_exit_code_is_non_zero_when_a_project_cannot_be_fetched(start_emulator: 
     assert done.returncode == 1, done.stderr
     assert "NOT FETCHED: project 2" in done.stdout and "403" in done.stdout
     assert _count(tmp_path / "posthog-insights.duckdb", "insights") == 10  # project 1 still loaded
+
+
+def test_duckdb_out_of_memory_names_the_setting_and_the_next_run_finishes(
+    start_emulator: Any, tmp_path: Path
+) -> None:
+    emulator = start_emulator(insights=60, points=400, error_share=0.0)
+    args = ["run", "--host", emulator.base_url, "--project-id", "1", "--rate-limit", "off"]
+    args += ["--refresh", "force_cache", "--pipelines-dir", str(tmp_path / "p")]
+    starved = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY, "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT": "1MB"}
+    done = _cli(args, tmp_path, starved)
+    assert done.returncode == 3, done.stderr  # the run failed; nothing is lost
+    last = done.stderr.strip().splitlines()[-1]
+    assert "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT" in last and "1MB memory limit" in last, last
+    done = _cli(args, tmp_path, {"POSTHOG_PERSONAL_API_KEY": TEST_KEY})
+    assert done.returncode == 0, done.stderr
+    assert _count(tmp_path / "posthog-insights.duckdb", "insights") == 60
+    assert _count(tmp_path / "posthog-insights.duckdb", "insight_results") == 60

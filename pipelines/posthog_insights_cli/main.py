@@ -262,6 +262,22 @@ def _missing_config_message(exc: BaseException) -> str | None:
     return None
 
 
+def _duckdb_memory_message(exc: BaseException) -> str | None:
+    """DuckDB hitting the loader's memory cap: name the setting that raises it."""
+    from posthog_insights_cli.loader import DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY_LIMIT_ENV
+
+    current: BaseException | None = exc
+    while current is not None:
+        if "Out of Memory Error" in str(current):
+            limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
+            return (
+                f"DuckDB ran out of its {limit} memory limit while loading; set {DUCKDB_MEMORY_LIMIT_ENV} "
+                "higher (e.g. 1GB) and run again: the next run finishes the pending load first"
+            )
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -279,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        message = _missing_config_message(exc) or _one_line(exc)
+        message = _missing_config_message(exc) or _duckdb_memory_message(exc) or _one_line(exc)
         print(f"posthog-insights: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
 
