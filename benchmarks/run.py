@@ -330,7 +330,8 @@ def _memory(suite: Suite, work: Path, log: Log) -> None:
         )
     )
     suite.notes.append(
-        f"5. `{peak.command}` in a child process (max RSS of that child from wait4), emulator in another "
+        f"5. `{peak.command}` in a child process (its VmHWM, the peak resident set since exec, read from "
+        "/proc while it runs), emulator in another "
         f"process (--insights {sizes.memory_insights} --points {sizes.memory_points}); exit code "
         f"{peak.returncode}, {_s(peak.seconds)}, {peak.counters.total} requests. The CLI's output is in "
         f"{work / 'memory' / 'cli.log'} while the work folder exists."
