@@ -28,6 +28,7 @@ from posthog_insights.errors import (
     UnsafeNextLinkError,
 )
 from posthog_insights.pacer import Pacer
+from posthog_insights.settings import LIST_PREFETCH_PAGES
 from tests.support.scripted_server import Drop, Reply, ScriptedServer, error_reply, page
 
 KEY = "phx_SECRET_canary_123"
@@ -124,6 +125,51 @@ def test_pagination_follows_next(server: ScriptedServer) -> None:
     pages = run(list_all(make_client(server), page_size=2))
     assert [[item["id"] for item in p] for p in pages] == [[1, 2], [3, 4], [5]]
     assert [r.params["offset"] for r in server.requests] == ["0", "2", "4"]
+
+
+def _paged_by_offset(server: ScriptedServer, total: int, limit: int, *, same_items: bool = False) -> None:
+    """Answer every list request by its own offset, like PostHog's limit/offset pagination."""
+
+    def answer(request: Request) -> Reply:
+        offset = int(request.query_params.get("offset", "0"))
+        first = 0 if same_items else offset
+        ids = [{"id": i + 1} for i in range(first, min(first + limit, total))]
+        following = f"{server.url}{LIST}?limit={limit}&offset={offset + limit}&order=id"
+        return Reply(200, {}, page(ids, following if offset + limit < total else None, count=total))
+
+    server.always(LIST, answer)
+
+
+def test_list_pages_are_fetched_ahead_and_come_out_in_order(server: ScriptedServer) -> None:
+    _paged_by_offset(server, total=25, limit=2)
+    offsets_seen: list[str] = []
+
+    async def read_slowly() -> list[int]:
+        ids: list[int] = []
+        async with make_client(server) as client:
+            async for items in client.list_insights(1, page_size=2):
+                if not ids:  # while the first page is being read, the next ones are already on their way
+                    deadline = time.monotonic() + 2.0
+                    while len(server.requests) < 1 + LIST_PREFETCH_PAGES and time.monotonic() < deadline:
+                        await asyncio.sleep(0.01)
+                    offsets_seen.extend(r.params["offset"] for r in server.requests)
+                ids += [item["id"] for item in items]
+        return ids
+
+    assert run(read_slowly()) == list(range(1, 26))
+    assert sorted(map(int, offsets_seen)) == [2 * i for i in range(1 + LIST_PREFETCH_PAGES)]
+    assert sorted(int(r.params["offset"]) for r in server.requests) == list(range(0, 25, 2))  # each once
+
+
+def test_fetching_ahead_stops_at_count_and_at_a_loop(server: ScriptedServer) -> None:
+    _paged_by_offset(server, total=3, limit=2)
+    assert [[i["id"] for i in p] for p in run(list_all(make_client(server), page_size=2))] == [[1, 2], [3]]
+    assert len(server.requests) == 2  # nothing asked past `count`
+    server.requests.clear()
+    _paged_by_offset(server, total=1_000, limit=2, same_items=True)
+    with pytest.raises(PaginationLoopError):
+        run(list_all(make_client(server), page_size=2))
+    assert 2 <= len(server.requests) <= 1 + LIST_PREFETCH_PAGES  # what was in flight, no more
 
 
 def test_next_link_to_another_origin_is_refused(server: ScriptedServer) -> None:

@@ -21,6 +21,7 @@ dlt's HTTP helpers are requests-only, so this is a small httpx client of our own
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import ipaddress
 import logging
@@ -65,6 +66,7 @@ from posthog_insights.settings import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_TIMEOUT_S,
     LIST_ORDER,
+    LIST_PREFETCH_PAGES,
     REFRESH_MODES,
 )
 
@@ -175,6 +177,31 @@ def normalize_host(host: str, *, allow_insecure_http: bool = False) -> str:
             " private network opt in with --allow-insecure-http (allow_insecure_http = true)",
         )
     return _format_origin(scheme, hostname, port)
+
+
+def _pages_after(current: httpx.URL, next_link: str, count: Any, ahead: int) -> list[httpx.URL]:
+    """`next_link` and the pages after it, `ahead` in all, when it is `current` with only `offset` moved on
+    by `limit` (limit/offset pagination), as far as `count` says pages exist; else none."""
+    following = httpx.URL(next_link)
+    try:
+        limit = int(current.params["limit"])
+        offset = int(current.params.get("offset", "0"))
+        next_offset = int(following.params["offset"])
+    except (KeyError, ValueError):
+        return []
+    rest = {k: v for k, v in current.params.multi_items() if k != "offset"}
+    same = {k: v for k, v in following.params.multi_items() if k != "offset"}
+    if (
+        limit < 1
+        or next_offset != offset + limit
+        or rest != same
+        or following.copy_with(query=None) != current.copy_with(query=None)
+        or isinstance(count, bool)
+        or not isinstance(count, int)
+    ):
+        return []
+    offsets = range(next_offset, min(count, next_offset + limit * ahead), limit)
+    return [following.copy_merge_params({"offset": str(o)}) for o in offsets]
 
 
 def _origin_of(url: httpx.URL) -> str:
@@ -420,7 +447,8 @@ class PostHogClient:
         if not query.get("order"):
             query["order"] = LIST_ORDER
         url = f"{self.origin}/api/projects/{_project(project_id)}/insights/"
-        async for page in self._paginate("list", url, query, project_id=project_id):
+        pages = self._paginate("list", url, query, project_id=project_id, prefetch=LIST_PREFETCH_PAGES)
+        async for page in pages:
             yield page
 
     async def get_insight(
@@ -506,45 +534,83 @@ class PostHogClient:
     # -- pagination ------------------------------------------------------------------------------
 
     async def _paginate(
-        self, kind: RequestKind, url: str, params: Mapping[str, str], *, project_id: int
+        self,
+        kind: RequestKind,
+        url: str,
+        params: Mapping[str, str],
+        *,
+        project_id: int,
+        prefetch: int = 0,
     ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Follow ``next`` links; with ``prefetch``, fetch up to that many later pages ahead.
+
+        Pages still come out in order and each is checked as it comes. Which pages to fetch ahead is read
+        from the page just fetched: its ``count`` and a ``next`` link that only moves ``offset`` on by
+        ``limit`` (PostHog's limit/offset pagination), so nothing past the last page is requested.
+        """
         current = httpx.URL(url, params=dict(params)) if params else httpx.URL(url)
         seen_urls: set[str] = set()
         seen_ids: set[int | str] = set()
-        while True:
-            seen_urls.add(str(current))
-            response = await self._request(kind, "GET", current, project_id=project_id)
-            body = response.body
-            results = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(results, list):
-                raise PostHogInsightsError(
-                    f"GET {current.path} on {self.origin}: the response is not a page (no 'results' list);"
-                    " check that host points at the PostHog API"
-                )
-            ids = [
-                item["id"]
-                for item in results
-                if isinstance(item, dict) and isinstance(item.get("id"), int | str) and item["id"] != ""
-            ]
-            if ids and all(item_id in seen_ids for item_id in ids):
-                raise PaginationLoopError(
-                    self.origin, current.path, f"a page of {len(ids)} items all listed before came back"
-                )
-            seen_ids.update(ids)
-            yield results
-            next_link = body.get("next")
-            if not results or not next_link:
-                return
-            if not isinstance(next_link, str):
-                raise PostHogInsightsError(
-                    f"GET {current.path} on {self.origin}: 'next' is not a URL; check that host points at"
-                    " the PostHog API"
-                )
-            current = self._safe_next(next_link, current)
-            if str(current) in seen_urls:
-                raise PaginationLoopError(
-                    self.origin, current.path, "the next link points to a page already fetched"
-                )
+        ahead: dict[str, asyncio.Task[_Response]] = {}
+        try:
+            while True:
+                seen_urls.add(str(current))
+                task = ahead.pop(str(current), None)
+                if task is not None:
+                    response = await task
+                else:
+                    response = await self._request(kind, "GET", current, project_id=project_id)
+                body = response.body
+                next_link = body.get("next") if isinstance(body, dict) else None
+                if prefetch and isinstance(next_link, str):
+                    for page_url in _pages_after(current, next_link, body.get("count"), prefetch):
+                        if str(page_url) not in ahead and str(page_url) not in seen_urls:
+                            ahead[str(page_url)] = asyncio.ensure_future(
+                                self._request(kind, "GET", page_url, project_id=project_id)
+                            )
+                results = self._page_results(current, body, seen_ids)
+                yield results
+                if not results or not next_link:
+                    return
+                current = self._next_page(current, next_link, seen_urls)
+        finally:
+            for task in ahead.values():
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved, so asyncio does not warn about it
+                else:
+                    task.cancel()
+
+    def _page_results(self, current: httpx.URL, body: Any, seen_ids: set[int | str]) -> list[dict[str, Any]]:
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise PostHogInsightsError(
+                f"GET {current.path} on {self.origin}: the response is not a page (no 'results' list);"
+                " check that host points at the PostHog API"
+            )
+        ids = [
+            item["id"]
+            for item in results
+            if isinstance(item, dict) and isinstance(item.get("id"), int | str) and item["id"] != ""
+        ]
+        if ids and all(item_id in seen_ids for item_id in ids):
+            raise PaginationLoopError(
+                self.origin, current.path, f"a page of {len(ids)} items all listed before came back"
+            )
+        seen_ids.update(ids)
+        return results
+
+    def _next_page(self, current: httpx.URL, next_link: Any, seen_urls: set[str]) -> httpx.URL:
+        if not isinstance(next_link, str):
+            raise PostHogInsightsError(
+                f"GET {current.path} on {self.origin}: 'next' is not a URL; check that host points at"
+                " the PostHog API"
+            )
+        following = self._safe_next(next_link, current)
+        if str(following) in seen_urls:
+            raise PaginationLoopError(
+                self.origin, following.path, "the next link points to a page already fetched"
+            )
+        return following
 
     def _safe_next(self, link: str, base: httpx.URL) -> httpx.URL:
         try:

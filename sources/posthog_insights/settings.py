@@ -9,6 +9,9 @@ from typing import Final, Literal
 
 DEFAULT_HOST: Final = "https://us.posthog.com"
 DEFAULT_PAGE_SIZE: Final = 100
+# List pages fetched ahead of the one being read (their requests still go through the pacer): reading 20
+# pages one after another left the first rate window 1.1 s idle at 50 ms latency.
+LIST_PREFETCH_PAGES: Final = 8
 # The list is always ordered explicitly: PostHog's default order is unstable (nullable column, no
 # tie-breaker), so pages can repeat or skip rows.
 LIST_ORDER: Final = "id"
