@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from posthog_insights import settings
@@ -217,15 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    """The innermost error we own, else the exception's own first line."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every cause or context behind it, each once (a chain can loop)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _one_line(exc: BaseException) -> str:
+    """The innermost error we own, else the exception's own first line."""
+    for current in _chain(exc):
         if isinstance(current, PostHogInsightsError):
             return str(current)
-        current = current.__cause__ or current.__context__
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''} (rerun with --debug for details)"
 
@@ -233,19 +239,13 @@ def _one_line(exc: BaseException) -> str:
 def _is_bad_input(exc: BaseException) -> bool:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, (ConfigError, ConfigFieldMissingException)):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any(isinstance(c, (ConfigError, ConfigFieldMissingException)) for c in _chain(exc))
 
 
 def _missing_config_message(exc: BaseException) -> str | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-    current: BaseException | None = exc
-    while current is not None:
+    for current in _chain(exc):
         if isinstance(current, ConfigFieldMissingException):
             fields = set(current.fields)
             if "personal_api_key" in fields:
@@ -258,7 +258,6 @@ def _missing_config_message(exc: BaseException) -> str | None:
                     "project_id: missing; pass --project-id ID or set SOURCES__POSTHOG_INSIGHTS__PROJECT_IDS"
                 )
             return f"missing setting(s): {', '.join(sorted(fields))}"
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -266,16 +265,13 @@ def _duckdb_memory_message(exc: BaseException) -> str | None:
     """DuckDB hitting the loader's memory cap: name the setting that raises it."""
     from posthog_insights_cli.loader import DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY_LIMIT_ENV
 
-    current: BaseException | None = exc
-    while current is not None:
-        if "Out of Memory Error" in str(current):
-            limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
-            return (
-                f"DuckDB ran out of its {limit} memory limit while loading; set {DUCKDB_MEMORY_LIMIT_ENV} "
-                "higher (e.g. 1GB) and run again: the next run finishes the pending load first"
-            )
-        current = current.__cause__ or current.__context__
-    return None
+    if not any("Out of Memory Error" in str(c) for c in _chain(exc)):
+        return None
+    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
+    return (
+        f"DuckDB ran out of its {limit} memory limit while loading; set {DUCKDB_MEMORY_LIMIT_ENV} "
+        "higher (e.g. 1GB) and run again: the next run finishes the pending load first"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
