@@ -27,16 +27,19 @@ class PeakMemory:
     command: str
 
 
-def vm_hwm_mib(pid: int) -> float:
-    """Peak resident set of a running process since its `exec`, in MiB (0 once it has exited)."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """A running process's `Vm*` figures from /proc (`VmRSS` now, `VmHWM` its peak since `exec`), in
+    MiB; empty once it has exited."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return 0.0
+        return {}
+    figures: dict[str, float] = {}
     for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
+        name, _, value = line.partition(":")
+        if name.startswith("Vm") and value.strip().endswith("kB"):
+            figures[name] = int(value.split()[0]) / 1024.0
+    return figures
 
 
 def _cli() -> list[str]:
@@ -76,7 +79,7 @@ def run_cli_peak(
     deadline = time.monotonic() + timeout_s
     status, peak_mib = 0, 0.0
     while True:
-        peak_mib = max(peak_mib, vm_hwm_mib(proc.pid))  # read before reaping: gone afterwards
+        peak_mib = max(peak_mib, memory_mib(proc.pid).get("VmHWM", 0.0))  # gone once reaped
         pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             break

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from benchmarks.memory import vm_hwm_mib
+from benchmarks.memory import memory_mib
 from posthog_emulator import Emulator
 from tests.reliability.support import DATASET, DRIVER, KEY, PYTHON, cli_env, duplicate_keys, run_args
 
@@ -56,20 +56,17 @@ def measured_run(root: Path, args: list[str]) -> Measured:
     done = threading.Event()
 
     def sample() -> None:
-        status = Path(f"/proc/{proc.pid}/status")
         while not done.is_set():
+            figures = memory_mib(proc.pid)
             try:
-                rss_kb = next(
-                    int(line.split()[1])
-                    for line in status.read_text().splitlines()
-                    if line.startswith("VmRSS")
-                )
                 lines = log.read_text().splitlines() if log.exists() else []
-            except (OSError, StopIteration, ValueError):
+            except OSError:
                 return
+            if "VmRSS" not in figures:
+                return  # exited
             phase = lines[-1].split()[1] if lines else "startup"
-            phase_peak[phase] = max(phase_peak.get(phase, 0.0), rss_kb / 1024)
-            peak[0] = max(peak[0], vm_hwm_mib(proc.pid))
+            phase_peak[phase] = max(phase_peak.get(phase, 0.0), figures["VmRSS"])
+            peak[0] = max(peak[0], figures["VmHWM"])
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
