@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from benchmarks.emulator import Counters, EmulatorProcess
 
@@ -37,18 +36,16 @@ class RunFigures:
 def make_pipeline(workdir: Path, name: str, *, ours: bool) -> dlt.Pipeline:
     """A pipeline whose state and DuckDB file live in `workdir` (the same name reopens the same state).
 
-    `ours` opens DuckDB with the CLI's settings (posthog_insights_cli.loader.duckdb_settings); the
+    `ours` opens DuckDB with the CLI's settings (posthog_insights_cli.loader.duckdb_destination); the
     baselines keep DuckDB's defaults, as a user following dlt's documentation would.
     """
-    from posthog_insights_cli.loader import duckdb_settings
+    from posthog_insights_cli.loader import duckdb_destination
 
     workdir.mkdir(parents=True, exist_ok=True)
-    credentials = DuckDbCredentials(str(workdir / f"{name.replace('_', '-')}.duckdb"))
-    if ours:
-        credentials.global_config = duckdb_settings()
+    path = str(workdir / f"{name.replace('_', '-')}.duckdb")
     pipeline: dlt.Pipeline = dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(credentials),
+        destination=duckdb_destination(path) if ours else dlt.destinations.duckdb(path),
         dataset_name="bench",
         pipelines_dir=str(workdir / "pipelines"),
     )

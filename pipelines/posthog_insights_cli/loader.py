@@ -59,11 +59,9 @@ def duckdb_settings() -> dict[str, Any]:
     return config
 
 
-def duckdb_destination(pipeline_name: str) -> Destination[Any, Any]:
-    """The embedded default: the file named by `DESTINATION__DUCKDB__CREDENTIALS`, else `duckdb_path`."""
-    credentials = DuckDbCredentials(
-        os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or duckdb_path(pipeline_name)
-    )
+def duckdb_destination(path: str) -> Destination[Any, Any]:
+    """The DuckDB file at `path`, opened with `duckdb_settings()`."""
+    credentials = DuckDbCredentials(path)
     credentials.global_config = duckdb_settings()
     return dlt.destinations.duckdb(credentials)
 
@@ -75,8 +73,10 @@ def make_pipeline(
     pipelines_dir: str | None = None,
     progress: Any = "log",
 ) -> dlt.Pipeline:
-    if destination == "duckdb":
-        destination = duckdb_destination(pipeline_name)
+    if destination == "duckdb":  # the embedded default: the file named by dlt's variable, else ours
+        destination = duckdb_destination(
+            os.environ.get("DESTINATION__DUCKDB__CREDENTIALS") or duckdb_path(pipeline_name)
+        )
     extra: dict[str, Any] = {"pipelines_dir": pipelines_dir} if pipelines_dir else {}
     pipeline: dlt.Pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
