@@ -10,8 +10,8 @@ import json
 import math
 from typing import Any
 
-from posthog_insights import PRIMARY_KEYS
 from tests.conftest import Warehouse
+from tests.reliability.support import duplicate_keys
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -83,12 +83,7 @@ def check_sql(wh: Warehouse, key: tuple[Any, ...], result: list[Any], columns: l
 
 def assert_unique_keys(wh: Warehouse) -> None:
     """No two rows share a primary key: staging data is declared de-duplicated, so nothing else checks."""
-    tables = {t for (t,) in wh.sql("SELECT table_name FROM information_schema.tables")}
-    for table, key in PRIMARY_KEYS.items():
-        if table in tables:
-            cols = ", ".join(key)
-            dupes = wh.sql(f"SELECT {cols} FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 3")
-            assert dupes == [], (table, dupes)
+    assert {table: n for table, n in duplicate_keys(wh.path).items() if n} == {}
 
 
 def check_all_ok_snapshots(wh: Warehouse) -> dict[str, int]:
