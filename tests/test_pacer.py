@@ -267,6 +267,31 @@ def test_an_earlier_hold_does_not_shorten_a_later_one(vt: VirtualTime) -> None:
     assert vt.run(_admissions(pacer, 1, vt.clock)) == [10.0]
 
 
+def test_quiet_for_is_the_wait_before_the_next_admission_with_nothing_in_flight(vt: VirtualTime) -> None:
+    """What checkpoints read: loading a package then costs the run nothing (harvest.Idle)."""
+    pacer = Pacer(((2, 1.0), (3, 10.0)), concurrency=5, clock=vt.clock)
+    seen: dict[str, float] = {}
+
+    async def main() -> None:
+        seen["fresh"] = pacer.quiet_for()
+        await _admissions(pacer, 2, vt.clock, hold_s=0.25)  # both done at t=0.25
+        seen["1s window full"] = pacer.quiet_for()  # until t=1.25
+        async with pacer.slot():  # admitted at t=1.25, the 10 s window's third
+            seen["in flight"] = pacer.quiet_for()
+        seen["10s window full"] = pacer.quiet_for()  # the first leaves it at t=10.25
+        pacer.pause(30.0)
+        seen["paused"] = pacer.quiet_for()
+
+    vt.run(main())
+    assert seen == {
+        "fresh": 0.0,
+        "1s window full": pytest.approx(1.0),
+        "in flight": 0.0,
+        "10s window full": pytest.approx(9.0),
+        "paused": pytest.approx(30.0),
+    }
+
+
 def test_pacer_built_outside_a_loop_works_across_fresh_loops() -> None:
     """dlt runs each extract in a new event loop; the windows carry over between them."""
     pacer = Pacer(((2, 0.3),), concurrency=2)

@@ -22,6 +22,7 @@ def run_backfill(args: argparse.Namespace, source_args: dict[str, Any]) -> int:
         dataset_name=args.dataset,
         destination=args.destination,
         pipelines_dir=args.pipelines_dir,
+        checkpoint_mb=args.checkpoint_mb,
         **source_args,
     )
     print(format_summary(result), flush=True)

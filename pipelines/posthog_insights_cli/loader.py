@@ -5,21 +5,45 @@ The Python API beside the CLI: analysts and orchestrators call this, the CLI onl
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dlt
-from dlt.common.destination import Destination
-from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.common.pipeline import LoadInfo, NormalizeInfo
 
 from posthog_insights import RunReport, posthog_insights_backfill, posthog_insights_source
+from posthog_insights.checkpoints import DEFAULT_CHECKPOINT_MB, Checkpoints
 from posthog_insights.recovery import dedupe_resumed_packages
 from posthog_insights.views import create_latest_views
+from posthog_insights_cli.duckdb_target import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DUCKDB_LOAD_CONFIG,
+    DUCKDB_MEMORY_LIMIT_ENV,
+    duckdb_destination,
+    duckdb_path,
+    duckdb_settings,
+    one_connection,
+)
+
+__all__ = [
+    "DEFAULT_DUCKDB_MEMORY_LIMIT",
+    "DUCKDB_MEMORY_LIMIT_ENV",
+    "LoadResult",
+    "backfill",
+    "duckdb_destination",
+    "duckdb_path",
+    "duckdb_settings",
+    "load",
+    "make_pipeline",
+]
+
+log = logging.getLogger("posthog_insights")
 
 DEFAULT_PIPELINE = "posthog_insights"
 DEFAULT_DATASET = "posthog_insights"
@@ -27,43 +51,6 @@ DEFAULT_DATASET = "posthog_insights"
 # Arrow tables: dlt's extract buffer on top (5,000 rows by default) held ~350 MB of raw results at 10,000
 # insights x 1,000 points. With one item, each batch goes to its parquet file as it comes.
 EXTRACT_CONFIG: dict[str, Any] = {"sources.data_writer.buffer_max_items": 1}
-# One DuckDB file takes one writer at a time: dlt's parallel load jobs (20 by default) only made DuckDB run
-# several big inserts at once, each with its own buffers (peak 790-875 MiB at 10,000 x 1,000 insights x
-# points against 703-729 MiB one job at a time). The cost: ~0.4 s more per load of many small tables.
-DUCKDB_LOAD_CONFIG: dict[str, Any] = {"load.workers": 1}
-DUCKDB_MEMORY_LIMIT_ENV = "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
-
-
-def duckdb_path(pipeline_name: str) -> str:
-    """Default DuckDB file: named after the pipeline, but never equal to the dataset name.
-
-    A file whose stem equals the dataset name makes `"ds"."table"` ambiguous in DuckDB (catalog vs
-    schema), so the pipeline's name is written with hyphens.
-    """
-    return str(Path.cwd() / f"{pipeline_name.replace('_', '-')}.duckdb")
-
-
-def duckdb_settings() -> dict[str, Any]:
-    """DuckDB settings for the loader's connection.
-
-    DuckDB caches every block it writes up to its memory limit, 80% of RAM by default, so a loader left
-    alone grows with the data it has loaded (2 GB at 10,000 insights x 1,000 points); capped, it spills to
-    a temporary folder beside the file instead. Rows carry their own keys, so insertion order is not kept:
-    that lets DuckDB insert in parallel with less memory (a fifth less load time measured).
-    """
-    config: dict[str, Any] = {"preserve_insertion_order": False}
-    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, DEFAULT_DUCKDB_MEMORY_LIMIT).strip()
-    if limit.lower() not in ("", "off"):
-        config["memory_limit"] = limit
-    return config
-
-
-def duckdb_destination(path: str) -> Destination[Any, Any]:
-    """The DuckDB file at `path`, opened with `duckdb_settings()`."""
-    credentials = DuckDbCredentials(path)
-    credentials.global_config = duckdb_settings()
-    return dlt.destinations.duckdb(credentials)
 
 
 def make_pipeline(
@@ -96,17 +83,35 @@ class LoadResult:
     views: list[str] = field(default_factory=list)
     seconds: float = 0.0
     pipeline: dlt.Pipeline | None = None
+    packages: int = 1  # load packages the run was cut into (checkpoints); `load_info` is the last one's
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per dlt step, summed over packages
 
     @property
     def complete(self) -> bool:
         return self.report.complete
 
 
+def _data_rows(info: NormalizeInfo | None) -> Counter[str]:
+    rows = info.row_counts if info is not None else {}
+    return Counter({table: n for table, n in rows.items() if not table.startswith("_dlt")})
+
+
+@contextmanager
+def _timed(steps: dict[str, float], step: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        steps[step] = steps.get(step, 0.0) + time.monotonic() - started
+
+
 def finish_pending(pipeline: dlt.Pipeline) -> None:
     """A run killed after extract left packages behind: load them first, so nothing is lost or redone."""
     if pipeline.has_pending_data:
         dedupe_resumed_packages(pipeline)
-        pipeline.run()
+        pipeline.normalize()
+        with one_connection(pipeline):
+            pipeline.load()
 
 
 def load(
@@ -117,13 +122,16 @@ def load(
     destination: Any = "duckdb",
     pipelines_dir: str | None = None,
     progress: Any = "log",
+    checkpoint_mb: float | None = DEFAULT_CHECKPOINT_MB,
     **source_args: Any,
 ) -> LoadResult:
     """Run the source once and refresh the views. `source_args` go to `posthog_insights_source`
-    (host, project_ids, personal_api_key, refresh, ...); anything not given comes from dlt's config."""
+    (host, project_ids, personal_api_key, refresh, ...); anything not given comes from dlt's config.
+    A load package is cut every `checkpoint_mb` of data and whenever the rate limit leaves the run idle
+    for a second or more (None or 0: volume never cuts)."""
     if pipeline is None:
         pipeline = make_pipeline(pipeline_name, dataset_name, destination, pipelines_dir, progress)
-    return run_source(pipeline, posthog_insights_source, source_args)
+    return run_source(pipeline, posthog_insights_source, source_args, checkpoint_mb)
 
 
 def backfill(
@@ -134,34 +142,66 @@ def backfill(
     destination: Any = "duckdb",
     pipelines_dir: str | None = None,
     progress: Any = "log",
+    checkpoint_mb: float | None = DEFAULT_CHECKPOINT_MB,
     **source_args: Any,
 ) -> LoadResult:
     """Recompute insights over past windows (`insights`, `date_from`, `date_to`, `window`, ...) into the
     same pipeline and tables as `load`."""
     if pipeline is None:
         pipeline = make_pipeline(pipeline_name, dataset_name, destination, pipelines_dir, progress)
-    return run_source(pipeline, posthog_insights_backfill, source_args)
+    return run_source(pipeline, posthog_insights_backfill, source_args, checkpoint_mb)
 
 
 def run_source(
-    pipeline: dlt.Pipeline, make_source: Callable[..., Any], source_args: dict[str, Any]
+    pipeline: dlt.Pipeline,
+    make_source: Callable[..., Any],
+    source_args: dict[str, Any],
+    checkpoint_mb: float | None = DEFAULT_CHECKPOINT_MB,
 ) -> LoadResult:
+    """One run, loaded a checkpoint at a time (posthog_insights.checkpoints), so a run killed late keeps
+    what its earlier packages loaded.
+
+    The steps `pipeline.run` would take, taken one by one: the state is synced from the destination once
+    per run rather than once per package, and each load gets one DuckDB connection (`one_connection`).
+    """
     started = time.monotonic()
     report = RunReport()
-    source = make_source(report=report, **source_args)
+    checkpoints = Checkpoints(max_mb=checkpoint_mb)
+    source = make_source(report=report, checkpoints=checkpoints, **source_args)  # validates the settings
     config = dict(EXTRACT_CONFIG)
     if pipeline.destination is not None and pipeline.destination.destination_name == "duckdb":
         config.update(DUCKDB_LOAD_CONFIG)
-    with dlt.config.values(config):
-        finish_pending(pipeline)
-        info = pipeline.run(source)
-    trace = pipeline.last_trace
-    counts: dict[str, int] = {}
-    if trace is not None and trace.last_normalize_info is not None:
-        counts = {
-            table: rows
-            for table, rows in trace.last_normalize_info.row_counts.items()
-            if not table.startswith("_dlt")
-        }
-    views = create_latest_views(pipeline)
-    return LoadResult(report, info, counts, views, time.monotonic() - started, pipeline)
+    counts: Counter[str] = Counter()
+    steps: dict[str, float] = {}
+    info: LoadInfo | None = None
+    views: list[str] = []
+    try:
+        with dlt.config.values(config):
+            if pipeline.config.restore_from_destination:
+                pipeline.sync_destination()
+            finish_pending(pipeline)
+            while True:
+                package: dict[str, float] = {}
+                with _timed(package, "extract"):
+                    pipeline.extract(source)
+                with _timed(package, "normalize"):
+                    rows = _data_rows(pipeline.normalize())
+                with _timed(package, "load"), one_connection(pipeline):
+                    info = pipeline.load()
+                    if checkpoints.finished:  # on the same connection: one open of the file less
+                        views = create_latest_views(pipeline)
+                counts += rows
+                steps = {step: steps.get(step, 0.0) + s for step, s in package.items()}
+                log.info(
+                    "package %d loaded: %d rows (extract %.1f s, normalize %.1f s, load %.1f s)",
+                    checkpoints.packages,
+                    rows.total(),
+                    *package.values(),
+                )
+                if checkpoints.finished:
+                    break
+                source = make_source(report=report, checkpoints=checkpoints, **source_args)
+    finally:
+        checkpoints.close()
+    seconds = time.monotonic() - started
+    return LoadResult(report, info, dict(counts), views, seconds, pipeline, checkpoints.packages, steps)

@@ -28,6 +28,15 @@ def _add_destination_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default ~/.dlt/pipelines)")
 
 
+def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_destination_arguments(parser)
+    parser.add_argument(
+        "--checkpoint-mb",
+        type=float,
+        help="also load a package every this many MB (default: only while the rate limit idles the run)",
+    )
+
+
 def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", help=f"PostHog API host (default {settings.DEFAULT_HOST}; EU: https://eu.posthog.com)"
@@ -62,7 +71,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--project-id", action="append", dest="project_ids", help="project id; repeat for several"
     )
     _add_request_arguments(parser)
-    _add_destination_arguments(parser)
+    _add_load_arguments(parser)
     parser.add_argument("--page-size", type=int)
     parser.add_argument(
         "--kind", action="append", dest="kinds", help="only insights of this kind (TRENDS, ...)"
@@ -122,6 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         dataset_name=args.dataset,
         destination=args.destination,
         pipelines_dir=args.pipelines_dir,
+        checkpoint_mb=args.checkpoint_mb,
         **_source_args(args),
     )
     print(format_summary(result), flush=True)
@@ -191,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
     backfill.add_argument("--window", choices=("day", "week", "month"), default="week")
     _add_request_arguments(backfill)
-    _add_destination_arguments(backfill)
+    _add_load_arguments(backfill)
     backfill.set_defaults(handler=_cmd_backfill)
 
     show = commands.add_parser("show", help="render an insight's latest snapshot from the warehouse as a PNG")

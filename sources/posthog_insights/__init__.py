@@ -17,16 +17,19 @@ from dlt.extract.resource import DltResource
 from posthog_insights import settings
 from posthog_insights.activity import ACTIVITY_PRIMARY_KEY, TABLE_ACTIVITY, activity_tables
 from posthog_insights.backfill import BackfillHarvest, date_windows, parse_day
+from posthog_insights.checkpoints import Checkpoints
 from posthog_insights.client import normalize_host
 from posthog_insights.errors import ConfigError, PostHogInsightsError
-from posthog_insights.harvest import Harvest, iterate_sync
+from posthog_insights.harvest import Harvest, Idle, iterate_sync
 from posthog_insights.options import RunOptions, as_list, parse_filter, parse_project_ids, parse_refresh
 from posthog_insights.pacer import parse_rate_limit
+from posthog_insights.recorder import Batch
 from posthog_insights.records import INSIGHTS_PRIMARY_KEY, INSIGHTS_SCHEMA, RESULTS_PRIMARY_KEY
 from posthog_insights.report import RunReport
 from posthog_insights.shapes import TIDY_PRIMARY_KEYS
 
 __all__ = [
+    "Checkpoints",
     "ConfigError",
     "PostHogInsightsError",
     "RunOptions",
@@ -111,7 +114,16 @@ def build_options(
 
 # Source arguments that are not run options (the rest map one to one onto `build_options`).
 _NOT_OPTIONS = frozenset(
-    {"personal_api_key", "report", "include_activity", "insights", "date_from", "date_to", "window"}
+    {
+        "personal_api_key",
+        "report",
+        "include_activity",
+        "checkpoints",
+        "insights",
+        "date_from",
+        "date_to",
+        "window",
+    }
 )
 
 
@@ -138,10 +150,17 @@ def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
 HarvestFactory = Callable[[MutableMapping[str, Any]], Harvest]
 
 
-def insights_resource(make_harvest: HarvestFactory) -> DltResource:
+def _whole_run(harvest: Harvest) -> Iterator[Batch]:
+    for item in iterate_sync(harvest.batches()):
+        if not isinstance(item, Idle):
+            yield item
+
+
+def insights_resource(make_harvest: HarvestFactory, checkpoints: Checkpoints | None = None) -> DltResource:
     """The resource behind every table; table variants carry each table's own primary key.
 
-    `make_harvest(state)` builds the run (a plain run or a backfill) over the resource's dlt state.
+    `make_harvest(state)` builds the run (a plain run or a backfill) over the resource's dlt state. With
+    `checkpoints`, the resource yields one segment of a run that spans several load packages.
     """
 
     @dlt.resource(
@@ -151,8 +170,13 @@ def insights_resource(make_harvest: HarvestFactory) -> DltResource:
         max_table_nesting=0,
     )
     def insights() -> Iterator[Any]:
-        harvest = make_harvest(dlt.current.resource_state())
-        for batch in iterate_sync(harvest.batches()):
+        state = dlt.current.resource_state()
+        batches = (
+            checkpoints.segment(make_harvest, state)
+            if checkpoints is not None
+            else _whole_run(make_harvest(state))
+        )
+        for batch in batches:
             for table_name, arrow_table in batch:
                 yield dlt.mark.with_table_name(arrow_table, table_name)
 
@@ -192,12 +216,15 @@ def posthog_insights_source(
     allow_insecure_http: bool = False,
     include_activity: bool = False,
     report: RunReport | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> list[DltResource]:
     """PostHog saved insights and their results under a `refresh` mode, as tidy tables.
 
     Configure through `.dlt/config.toml` / `.dlt/secrets.toml` (section `[sources.posthog_insights]`) or
     `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
-    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope).
+    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope). With
+    `checkpoints`, each source made with the same object extracts the run's next segment (checkpoints.py;
+    the activity log goes with the first).
     """
     options = _options(locals())
     _require_key(personal_api_key)
@@ -205,10 +232,11 @@ def posthog_insights_source(
     insights = insights_resource(
         lambda state: Harvest(
             options, personal_api_key, state, run_report, lookup_insights=_previous_insights
-        )
+        ),
+        checkpoints,
     )
     activity = activity_resource(options, personal_api_key, run_report)
-    activity.selected = bool(include_activity)
+    activity.selected = bool(include_activity) and (checkpoints is None or checkpoints.packages == 0)
     return [insights, activity]
 
 
@@ -255,11 +283,13 @@ def posthog_insights_backfill(
     retry_backoff_s: float = 0.5,
     allow_insecure_http: bool = False,
     report: RunReport | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> DltResource:
     """Recompute `insights` (ids or short ids) over the windows between `date_from` and `date_to`.
 
     Loads into the same tables as `posthog_insights_source`, each window its own snapshot (variant
-    `window=<from>..<to>`); resumable, within the same request budget and pacer.
+    `window=<from>..<to>`); resumable, within the same request budget and pacer. `checkpoints` as in
+    `posthog_insights_source`.
     """
     options = _options(locals())
     windows = date_windows(parse_day(date_from, "from"), parse_day(date_to, "to"), window)
@@ -271,5 +301,6 @@ def posthog_insights_backfill(
     return insights_resource(
         lambda state: BackfillHarvest(
             options, personal_api_key, state, run_report, refs, windows, lookup_insights=_previous_insights
-        )
+        ),
+        checkpoints,
     )

@@ -40,6 +40,8 @@ _QUEUE_SIZE = 64
 _MAX_WORKERS = 256
 _POLL_FIRST_S = 0.2
 _POLL_MAX_S = 5.0
+# How long the retrieve phase waits for an outcome before it asks the pacer whether the run is idle.
+_IDLE_CHECK_S = 0.1
 
 
 def utcnow() -> datetime:
@@ -85,6 +87,17 @@ class _Progress:
 
 
 @dataclass(frozen=True)
+class Idle:
+    """Between two batches: nothing is in flight and the pacer holds the next request `seconds` more.
+
+    The recorder's buffers were just emptied, so the dlt state says exactly what has been emitted: a
+    checkpoint here loads a consistent package in time the run would have spent waiting anyway.
+    """
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class _Job:
     query_id: str
     previous_refresh: datetime | None
@@ -109,6 +122,15 @@ class Harvest:
         self._recorder = Recorder(state, report)
         self._stop: str | None = None
         self.stats = RequestStats()
+        #: When set, the retrieve phase yields `Idle` whenever nothing is in flight and the pacer holds the
+        #: next request at least this long (checkpoints.py loads what the run has so far meanwhile).
+        self.idle_checkpoint_s: float | None = None
+        self._pacer: Pacer | None = None
+
+    def use_state(self, state: MutableMapping[str, Any]) -> None:
+        """Carry on in `state`: dlt hands each load package of a checkpointed run its own state dict."""
+        self._recorder.use_state(state)
+        self._state = state
 
     # -- outcome helpers ---------------------------------------------------------------------------
     def _outcome(
@@ -145,9 +167,9 @@ class Harvest:
         return self._outcome(target, settings.STATUS_CACHE_MISS, via, payload)
 
     # -- the run -----------------------------------------------------------------------------------
-    async def batches(self) -> AsyncIterator[Batch]:
+    async def batches(self) -> AsyncIterator[Batch | Idle]:
         opts = self.options
-        pacer = Pacer(opts.rate_limits, opts.concurrency)
+        pacer = self._pacer = Pacer(opts.rate_limits, opts.concurrency)
         client = PostHogClient(
             opts.host,
             self._key,
@@ -167,8 +189,8 @@ class Harvest:
             async for batch in self._plan(client, candidates, metas):
                 yield batch
             if not self._stop:
-                async for batch in self._retrieve_all(client, candidates, metas):
-                    yield batch
+                async for item in self._retrieve_all(client, candidates, metas):
+                    yield item
             else:
                 self._defer(candidates)
         self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
@@ -279,7 +301,7 @@ class Harvest:
         client: PostHogClient,
         candidates: list[Candidate],
         metas: dict[tuple[int, int], dict[str, Any]],
-    ) -> AsyncIterator[Batch]:
+    ) -> AsyncIterator[Batch | Idle]:
         budget = None
         if self.options.max_requests is not None:
             budget = self.options.max_requests - self.stats.count()
@@ -299,9 +321,23 @@ class Harvest:
         tasks = [asyncio.create_task(worker()) for _ in range(min(len(now_batch), _MAX_WORKERS))]
         finished = 0
         progress = _Progress(len(now_batch))
+        getter: asyncio.Task[tuple[str, Any]] | None = None
         try:
             while finished < len(now_batch):
-                kind, payload = await queue.get()
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                if self.idle_checkpoint_s is not None:
+                    done, _ = await asyncio.wait({getter}, timeout=_IDLE_CHECK_S)
+                    if not done:
+                        idle = self._idle_for()
+                        if idle is not None:
+                            batch = self._recorder.take()
+                            if batch:
+                                yield batch
+                            yield idle
+                        continue
+                kind, payload = await getter
+                getter = None
                 if kind == "done":
                     finished += 1
                     progress.tick(finished)
@@ -321,10 +357,18 @@ class Harvest:
                 if self._recorder.should_flush():
                     yield self._recorder.take()
         finally:
-            for task in tasks:
+            running: list[asyncio.Task[Any]] = [*tasks, *([getter] if getter is not None else [])]
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
         self._defer(not_done)
+
+    def _idle_for(self) -> Idle | None:
+        """An `Idle` when no request is in flight and none can go for `idle_checkpoint_s` or longer."""
+        if self._pacer is None or self.idle_checkpoint_s is None:
+            return None
+        quiet = self._pacer.quiet_for()
+        return Idle(quiet) if quiet >= self.idle_checkpoint_s else None
 
     async def _fetch(
         self,

@@ -186,6 +186,20 @@ class Pacer:
         if seconds > 0:
             self.hold_until(self._clock() + seconds)
 
+    def quiet_for(self) -> float:
+        """Seconds before any request can be admitted, counted only when none is in flight (else 0).
+
+        With nothing in flight, nothing happens on the wire until then: time a caller can spend on other
+        work (loading what the run has so far) without slowing the run.
+        """
+        if self._in_flight:
+            return 0.0
+        now = self._clock()
+        quiet = self._hold_until - now
+        if self.windows:
+            quiet = max(quiet, self._delay(now) or 0.0)
+        return max(quiet, 0.0)
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for a concurrency slot, the end of any pause and room in every window; then go."""

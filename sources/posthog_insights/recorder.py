@@ -65,8 +65,16 @@ class Recorder:
         # Rows of insights still waiting for a retrieve, loaded at the end of the run. A 404 on that
         # retrieve replaces the row (deleted = true) instead of adding a second row with the same key to
         # the load package: dlt's merge keeps an arbitrary one of two rows that share a primary key.
-        self._held: dict[tuple[int, int], dict[str, Any]] = {}
+        # Their `modified` stamp is recorded only when the row goes out, so a checkpoint taken meanwhile
+        # (checkpoints.py) does not commit a stamp whose row is not in the package yet.
+        self._held: dict[tuple[int, int], tuple[dict[str, Any], str]] = {}
         self._buffered: dict[tuple[int, int], int] = {}  # (project, id) -> index in _insight_rows
+
+    def use_state(self, state: MutableMapping[str, Any]) -> None:
+        """Carry on in `state`, the dict dlt hands the next load package of the same run (checkpoints.py)."""
+        if state is not self._state:
+            state.update(self._state)
+            self._state = state
 
     # -- insights metadata -------------------------------------------------------------------------
     def insight(
@@ -86,7 +94,7 @@ class Recorder:
             self._report.deleted_flagged += 1
         elif modified.get(key) == stamp:
             return
-        else:
+        elif not hold:
             modified[key] = stamp
         row = insight_row(project_id, item, seen_at, deleted)
         ref = (project_id, int(item["id"]))
@@ -96,7 +104,7 @@ class Recorder:
                 self._insight_rows[self._buffered[ref]] = row
                 return
         if hold:
-            self._held[ref] = row
+            self._held[ref] = (row, stamp)
             return
         self._buffered[ref] = len(self._insight_rows)
         self._insight_rows.append(row)
@@ -197,7 +205,9 @@ class Recorder:
         """
         batch: Batch = []
         if last and self._held:
-            self._insight_rows.extend(self._held.values())
+            for (project_id, insight_id), (row, stamp) in self._held.items():
+                project_state(self._state, project_id)["modified"][str(insight_id)] = stamp
+                self._insight_rows.append(row)
             self._held = {}
         if self._insight_rows:
             batch.append((settings.TABLE_INSIGHTS, table(self._insight_rows, INSIGHTS_SCHEMA)))

@@ -7,6 +7,7 @@ and fsyncs it before the phase starts, so after a SIGKILL the last line says whi
 (`time.monotonic()` is system-wide on Linux: the parent compares it with the time of its kill).
 
 `RELIABILITY_KILL_AT=<hook>` kills the process itself at a precise point instead (SIGKILL, no cleanup):
+`second_extract` as the second load package of a run starts extracting (the first one is loaded);
 `after_commit` right after dlt committed an extracted package but before it saved the local state;
 `after_staging_copy` once trend_points' rows are copied into the staging dataset, before dlt records the
 job as done; `before_complete` when every job of the package is loaded but dlt has not yet marked it
@@ -55,6 +56,18 @@ def main() -> int:
     Pipeline.load = _phase("load", Pipeline.load)  # type: ignore[method-assign]
     setattr(loader, "create_latest_views", _phase("views", getattr(loader, "create_latest_views")))  # noqa: B009, B010
 
+    if _KILL_AT == "second_extract":
+        extract = Pipeline.extract
+        extracts: list[int] = []
+
+        def die_on_second(self: Any, *args: Any, **kwargs: Any) -> Any:
+            extracts.append(1)
+            if len(extracts) == 2:
+                mark("killed-at-second-extract")
+                os.kill(os.getpid(), signal.SIGKILL)
+            return extract(self, *args, **kwargs)
+
+        Pipeline.extract = die_on_second  # type: ignore[method-assign]
     if _KILL_AT == "after_commit":
         from dlt.extract.extract import Extract
 

@@ -141,6 +141,7 @@ def test_non_numeric_project_id(tmp_path: Path, counting: CountingServer, projec
         ("--concurrency", "0", "concurrency:"),
         ("--timeout", "-1", "timeout_s"),
         ("--concurrency", "many", "--concurrency"),
+        ("--checkpoint-mb", "-1", "checkpoint_mb:"),
     ],
 )
 def test_other_invalid_settings(
