@@ -30,6 +30,7 @@ from posthog_insights_cli.duckdb_target import (
     duckdb_settings,
     one_connection,
 )
+from posthog_insights_cli.freed_memory import return_freed_memory
 
 __all__ = [
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
@@ -184,6 +185,7 @@ def run_source(
                 package: dict[str, float] = {}
                 with _timed(package, "extract"):
                     pipeline.extract(source)
+                    return_freed_memory()  # before the load allocates its own (freed_memory.py)
                 with _timed(package, "normalize"):
                     rows = _data_rows(pipeline.normalize())
                 with _timed(package, "load"), one_connection(pipeline):
