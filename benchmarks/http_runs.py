@@ -2,7 +2,8 @@
 dlt's documentation (`rest_api_source`: list with an offset paginator, then GET every insight).
 
 Both run in this process against an emulator in another one, each into its own DuckDB file, and both are
-timed from `pipeline.run` start to loaded (extract, normalize, load). Requests are counted by the server.
+timed from the start of the run to loaded (every package: extract, normalize, load). Requests are counted by
+the server.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class RunFigures:
     complete: bool = True
     note: str = ""
     steps: dict[str, float] = field(default_factory=dict)  # seconds per dlt step, summed over packages
+    packages: int = 1  # load packages the run was cut into (ours: checkpoints)
 
     @property
     def rows(self) -> int:
@@ -107,6 +109,7 @@ def run_ours(
         complete=report.complete,
         note=note,
         steps=result.steps,
+        packages=result.packages,
     )
 
 
