@@ -267,7 +267,7 @@ class Harvest:
             self._stop = str(exc)
             complete = False
         except AuthenticationError:
-            raise  # a rejected key fails every project alike: stop the run, load nothing
+            raise  # a rejected key fails every project alike: stop the run (earlier packages stay loaded)
         except PostHogInsightsError as exc:
             self.report.unfetched.append(f"project {project_id}: {exc}")
             complete = False
