@@ -278,6 +278,14 @@ class _Response:
     status: int
     body: Any
     headers: httpx.Headers
+    nbytes: int = 0  # size of the body as received
+
+
+class Page(list[dict[str, Any]]):
+    """One page of ``results``; ``nbytes`` is the size of the response body it came in, which callers use
+    to bound what they hold."""
+
+    nbytes: int = 0
 
 
 class _Retryable(Exception):
@@ -432,7 +440,7 @@ class PostHogClient:
         params: Mapping[str, str] | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         basic: bool = False,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Page]:
         """Yield each page's ``results`` of ``GET /api/projects/{id}/insights/``, in a stable order.
 
         Always sends an explicit ``order`` (``settings.LIST_ORDER`` unless ``params['order']``): PostHog's
@@ -520,7 +528,7 @@ class PostHogClient:
         insight_id: int | None = None,
         *,
         params: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Page]:
         """Yield pages of the activity log: ``.../insights/{id}/activity/`` or ``.../insights/activity/``."""
         base = f"{self.origin}/api/projects/{_project(project_id)}/insights/"
         url = (
@@ -541,7 +549,7 @@ class PostHogClient:
         *,
         project_id: int,
         prefetch: int = 0,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncIterator[Page]:
         """Follow ``next`` links; with ``prefetch``, fetch up to that many later pages ahead.
 
         Pages still come out in order and each is checked as it comes. Which pages to fetch ahead is read
@@ -568,7 +576,8 @@ class PostHogClient:
                             ahead[str(page_url)] = asyncio.ensure_future(
                                 self._request(kind, "GET", page_url, project_id=project_id)
                             )
-                results = self._page_results(current, body, seen_ids)
+                results = Page(self._page_results(current, body, seen_ids))
+                results.nbytes = response.nbytes
                 yield results
                 if not results or not next_link:
                     return
@@ -780,6 +789,7 @@ class PostHogClient:
                 status,
                 self._parse_body(response, strict=200 <= status < 300 and status != 202),
                 response.headers,
+                len(response.content),
             )
         self._raise_for_status(kind, method, url, response, project_id=project_id, insight_id=insight_id)
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any, TypeVar
 
 from posthog_insights import settings
@@ -42,6 +43,11 @@ _POLL_FIRST_S = 0.2
 _POLL_MAX_S = 5.0
 # How long the retrieve phase waits for an outcome before it asks the pacer whether the run is idle.
 _IDLE_CHECK_S = 0.1
+# Results the listing answered are recorded (JSON dump, digest, tidy rows: ~0.3 ms each) while the rate
+# window holds the retrieves back, or after them, rather than before the first retrieve goes out; up to this
+# many bytes of list pages are held for it.
+_BACKLOG_BYTES = 16 * 1024 * 1024
+_BACKLOG_CHUNK = 16  # recorded between two looks at the retrieves' outcomes
 
 
 def utcnow() -> datetime:
@@ -126,6 +132,9 @@ class Harvest:
         #: next request at least this long (checkpoints.py loads what the run has so far meanwhile).
         self.idle_checkpoint_s: float | None = None
         self._pacer: Pacer | None = None
+        # listed results not recorded yet: (project, insight) -> (outcome, item, final, page bytes held)
+        self._backlog: dict[tuple[int, int], tuple[Outcome, Mapping[str, Any], bool, float]] = {}
+        self._backlog_bytes = 0.0
 
     def use_state(self, state: MutableMapping[str, Any]) -> None:
         """Carry on in `state`: dlt hands each load package of a checkpointed run its own state dict."""
@@ -193,6 +202,7 @@ class Harvest:
                     yield item
             else:
                 self._defer(candidates)
+        self._record_backlog()
         self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
         self.report.stopped_early = self._stop
         final = self._recorder.take(last=True)
@@ -229,6 +239,7 @@ class Harvest:
             for params in opts.insight_filter.list_params():
                 async for page in client.list_insights(project_id, params=params, page_size=opts.page_size):
                     now = utcnow()
+                    item_bytes = page.nbytes / max(len(page), 1)
                     for item in page:
                         insight_id = int(item["id"])
                         if insight_id in listed:
@@ -256,11 +267,11 @@ class Harvest:
                             candidates.append(target)
                             metas[(project_id, insight_id)] = _without_result(item)
                         if not (retrieve or backing_off):
-                            self._recorder.outcome(listed_outcome, item)
+                            self._record_listed(listed_outcome, item, True, item_bytes)
                         elif item.get("result") is not None and not force:
                             # a stale result is still a real snapshot of the past: keep it; the refresh's
                             # outcome (or, backing off, the last error) stays the insight's latest
-                            self._recorder.outcome(listed_outcome, item, final=False)
+                            self._record_listed(listed_outcome, item, False, item_bytes)
                     if self._recorder.should_flush():
                         yield self._recorder.take()
         except RateLimitExceededError as exc:
@@ -326,6 +337,12 @@ class Harvest:
             while finished < len(now_batch):
                 if getter is None:
                     getter = asyncio.ensure_future(queue.get())
+                if self._backlog and not getter.done() and self._held_back():
+                    self._record_backlog(_BACKLOG_CHUNK)
+                    await asyncio.sleep(0)  # responses that came meanwhile are read before the next chunk
+                    if self._recorder.should_flush():
+                        yield self._recorder.take()
+                    continue
                 if self.idle_checkpoint_s is not None:
                     done, _ = await asyncio.wait({getter}, timeout=_IDLE_CHECK_S)
                     if not done:
@@ -343,10 +360,12 @@ class Harvest:
                     progress.tick(finished)
                 elif kind == "outcome":
                     outcome, meta = payload
+                    self._record_backlog_of(outcome.project_id, outcome.insight_id)  # the stale one first
                     self._recorder.outcome(outcome, meta)
                     self._after_outcome(outcome)
                 elif kind == "deleted":
                     project_id, meta = payload
+                    self._record_backlog_of(project_id, int(meta["id"]))
                     self._recorder.insight(project_id, meta, utcnow(), deleted=True)
                 elif kind == "unfetched":
                     cand, line = payload
@@ -362,6 +381,32 @@ class Harvest:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
         self._defer(not_done)
+
+    # -- listed results recorded while retrieves are in flight ------------------------------------
+    def _record_listed(self, outcome: Outcome, item: Mapping[str, Any], final: bool, nbytes: float) -> None:
+        """Record a result the listing answered, or keep it for `_record_backlog` while there is room."""
+        if self._backlog_bytes + nbytes > _BACKLOG_BYTES:
+            self._recorder.outcome(outcome, item, final=final)
+            return
+        self._backlog[(outcome.project_id, outcome.insight_id)] = (outcome, item, final, nbytes)
+        self._backlog_bytes += nbytes
+
+    def _held_back(self) -> bool:
+        """The loop is free for the backlog: no response is due and the rate window (or a 429's pause)
+        holds the next request back. Recording at any other time would only delay requests."""
+        return self._pacer is not None and self._pacer.quiet_for() > 0
+
+    def _record_backlog_of(self, project_id: int, insight_id: int) -> None:
+        entry = self._backlog.pop((project_id, insight_id), None)
+        if entry is not None:
+            outcome, item, final, nbytes = entry
+            self._recorder.outcome(outcome, item, final=final)
+            self._backlog_bytes -= nbytes
+
+    def _record_backlog(self, limit: int | None = None) -> None:
+        """Record `limit` kept results (all by default), oldest first."""
+        for key in list(islice(self._backlog, limit)):
+            self._record_backlog_of(*key)
 
     def _idle_for(self) -> Idle | None:
         """An `Idle` when no request is in flight and none can go for `idle_checkpoint_s` or longer."""

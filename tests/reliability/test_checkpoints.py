@@ -68,3 +68,53 @@ def test_volume_checkpoints_cut_between_batches(
 def test_checkpoint_mb_must_be_a_size(value: Any) -> None:
     with pytest.raises(ConfigError, match=r"^checkpoint_mb: must be a number of MB >= 0"):
         Checkpoints(max_mb=value)
+
+
+def test_listed_results_are_recorded_while_the_window_holds_retrieves_back(
+    tmp_path: Path, emulators: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's own results (fresh, and stale ones kept as history) do not delay the first retrieve:
+    they are recorded once no response is due, and a stale one before its refresh."""
+    from posthog_insights.client import PostHogClient
+    from posthog_insights.recorder import Recorder
+
+    events: list[tuple[str, int, bool]] = []  # (what, insight id, final)
+    record, get = Recorder.outcome, PostHogClient.get_insight
+
+    def recording(self: Recorder, outcome: Any, meta: Any, final: bool = True) -> None:
+        events.append((f"record {outcome.fetched_via}", outcome.insight_id, final))
+        record(self, outcome, meta, final)
+
+    async def getting(self: PostHogClient, project_id: int, insight_id: int, **kwargs: Any) -> Any:
+        events.append(("get", int(insight_id), True))
+        return await get(self, project_id, insight_id, **kwargs)
+
+    monkeypatch.setattr(Recorder, "outcome", recording)
+    monkeypatch.setattr(PostHogClient, "get_insight", getting)
+    clock = frozen_clock()
+    paced = load_into(tmp_path / "paced", emulators(clock=clock, **CONFIG), rate_limit="10/1.5")
+    whats = [what for what, _, _ in events]
+    assert whats.index("get") < whats.index("record list")  # the first retrieve did not wait for them
+    for n, (what, insight_id, final) in enumerate(events):
+        if what == "record list" and not final:  # a stale result: recorded before its refresh's outcome
+            assert ("record retrieve", insight_id, True) not in events[:n]
+    monkeypatch.undo()
+    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), rate_limit="off")
+    assert paced.report.outcomes == whole.report.outcomes
+    got = read_warehouse(tmp_path / "paced" / "warehouse.duckdb")
+    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+
+
+def test_listed_results_past_the_backlog_bound_are_recorded_at_once(
+    tmp_path: Path, emulators: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import posthog_insights.harvest as harvest
+
+    monkeypatch.setattr(harvest, "_BACKLOG_BYTES", 3_000)  # a couple of insights' worth of page
+    clock = frozen_clock()
+    small = load_into(tmp_path / "small", emulators(clock=clock, **CONFIG), rate_limit="10/1.5")
+    monkeypatch.undo()
+    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), rate_limit="off")
+    assert small.report.outcomes == whole.report.outcomes
+    got = read_warehouse(tmp_path / "small" / "warehouse.duckdb")
+    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
