@@ -22,7 +22,8 @@ def format_summary(result: LoadResult) -> str:
         f"  requests: {requests.get('requests', 0)} ({kinds}); 429s met: {requests.get('throttled', 0)}; "
         f"retries: {requests.get('retries', 0)}; paced waits: {requests.get('paced_wait_s', 0):.1f}s"
     )
-    lines.append("  rows loaded:")
+    packages = f" (in {result.packages} load packages)" if result.packages > 1 else ""
+    lines.append(f"  rows loaded{packages}:")
     if result.row_counts:
         width = max(len(t) for t in result.row_counts)
         for table, rows in sorted(result.row_counts.items()):

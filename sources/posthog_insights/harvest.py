@@ -135,6 +135,10 @@ class Harvest:
         # listed results not recorded yet: (project, insight) -> (outcome, item, final, page bytes held)
         self._backlog: dict[tuple[int, int], tuple[Outcome, Mapping[str, Any], bool, float]] = {}
         self._backlog_bytes = 0.0
+        # only a run whose retrieves the rate windows hold back has time to record them in
+        self._paced_retrieves = bool(options.rate_limits) and (
+            options.refresh != "force_cache" or options.from_dashboard is not None
+        )
 
     def use_state(self, state: MutableMapping[str, Any]) -> None:
         """Carry on in `state`: dlt hands each load package of a checkpointed run its own state dict."""
@@ -202,7 +206,10 @@ class Harvest:
                     yield item
             else:
                 self._defer(candidates)
-        self._record_backlog()
+        while self._backlog:  # a run without retrieves, or one cut short
+            self._record_backlog(_BACKLOG_CHUNK)
+            if self._recorder.should_flush():
+                yield self._recorder.take()
         self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
         self.report.stopped_early = self._stop
         final = self._recorder.take(last=True)
@@ -385,7 +392,7 @@ class Harvest:
     # -- listed results recorded while retrieves are in flight ------------------------------------
     def _record_listed(self, outcome: Outcome, item: Mapping[str, Any], final: bool, nbytes: float) -> None:
         """Record a result the listing answered, or keep it for `_record_backlog` while there is room."""
-        if self._backlog_bytes + nbytes > _BACKLOG_BYTES:
+        if not self._paced_retrieves or self._backlog_bytes + nbytes > _BACKLOG_BYTES:
             self._recorder.outcome(outcome, item, final=final)
             return
         self._backlog[(outcome.project_id, outcome.insight_id)] = (outcome, item, final, nbytes)
@@ -403,8 +410,8 @@ class Harvest:
             self._recorder.outcome(outcome, item, final=final)
             self._backlog_bytes -= nbytes
 
-    def _record_backlog(self, limit: int | None = None) -> None:
-        """Record `limit` kept results (all by default), oldest first."""
+    def _record_backlog(self, limit: int) -> None:
+        """Record up to `limit` kept results, oldest first."""
         for key in list(islice(self._backlog, limit)):
             self._record_backlog_of(*key)
 

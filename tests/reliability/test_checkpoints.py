@@ -10,6 +10,7 @@ import pytest
 
 from posthog_emulator import Emulator
 from posthog_insights import Checkpoints, ConfigError
+from posthog_insights_cli.summary import format_summary
 from tests.reliability.support import (
     KEY,
     diff_warehouses,
@@ -45,6 +46,8 @@ def test_a_paced_run_loads_a_package_whenever_it_waits_and_equals_a_one_package_
     assert paced.row_counts == whole.row_counts
     assert set(paced.steps) == {"extract", "normalize", "load"}
     assert sorted(paced.views) == sorted(whole.views) != []
+    assert f"rows loaded (in {paced.packages} load packages):" in format_summary(paced)
+    assert "rows loaded:" in format_summary(whole)
     got = read_warehouse(tmp_path / "paced" / "warehouse.duckdb")
     assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
     assert set(duplicate_keys(tmp_path / "paced" / "warehouse.duckdb").values()) == {0}
