@@ -1,9 +1,11 @@
 """One run against PostHog: list, plan, retrieve, poll; outcomes streamed out as Arrow batches.
 
 Phase 1 lists every project (the list carries each insight's cached result, so most outcomes cost no
-extra request). Phase 2 spends the request budget on the planner's candidates, oldest result first,
-one asyncio task per insight; the pacer bounds what is in flight, a small queue bounds what is held, so
-memory stays flat however large the project is.
+extra request). Phase 2 spends the request budget on the planner's candidates, oldest result first, on a
+bounded pool of asyncio workers; the pacer bounds what is in flight, a small queue bounds what is held, so
+memory stays flat however large the project is. The results the listing answered are recorded while the
+rate windows hold the retrieves back (a bounded backlog), and when nothing is in flight for a while the run
+says so (`Idle`), so that checkpoints.py can load what it has meanwhile.
 """
 
 from __future__ import annotations
