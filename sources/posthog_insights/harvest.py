@@ -208,10 +208,7 @@ class Harvest:
                     yield item
             else:
                 self._defer(candidates)
-        while self._backlog:  # a run without retrieves, or one cut short
-            self._record_backlog(_BACKLOG_CHUNK)
-            if self._recorder.should_flush():
-                yield self._recorder.take()
+        self._record_backlog()  # what is left: a run without retrieves, or one cut short
         self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
         self.report.stopped_early = self._stop
         final = self._recorder.take(last=True)
@@ -357,6 +354,7 @@ class Harvest:
                     if not done:
                         idle = self._idle_for()
                         if idle is not None:
+                            self._record_backlog()  # the window closed during the wait: all of it now
                             batch = self._recorder.take()
                             if batch:
                                 yield batch
@@ -412,8 +410,8 @@ class Harvest:
             self._recorder.outcome(outcome, item, final=final)
             self._backlog_bytes -= nbytes
 
-    def _record_backlog(self, limit: int) -> None:
-        """Record up to `limit` kept results, oldest first."""
+    def _record_backlog(self, limit: int | None = None) -> None:
+        """Record up to `limit` kept results (all of them by default), oldest first."""
         for key in list(islice(self._backlog, limit)):
             self._record_backlog_of(*key)
 
