@@ -121,3 +121,28 @@ def test_listed_results_past_the_backlog_bound_are_recorded_at_once(
     assert small.report.outcomes == whole.report.outcomes
     got = read_warehouse(tmp_path / "small" / "warehouse.duckdb")
     assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+
+
+def test_every_idle_package_carries_the_listed_results_recorded_so_far(
+    tmp_path: Path, emulators: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an async run the first window's retrieves only start jobs: the loop waits on no outcome while
+    they are in flight, and the `Idle` found after that wait came with the backlog undrained (49 listed
+    results), so the package cut there held only metadata rows. Each package carries them now."""
+    from posthog_insights.harvest import Harvest, Idle
+
+    batches = Harvest.batches
+    backlog_at_idle: list[int] = []
+
+    async def watched(self: Harvest) -> Any:
+        async for item in batches(self):
+            if isinstance(item, Idle):
+                backlog_at_idle.append(len(self._backlog))
+            yield item
+
+    monkeypatch.setattr(Harvest, "batches", watched)
+    config = {"api_key": KEY, "insights": 60, "seed": 3, "async_delay_s": 0.5}  # real clock: jobs finish
+    result = load_into(tmp_path / "async", emulators(**config), refresh="async", rate_limit="10/1.5")
+    assert result.packages >= 2 and backlog_at_idle, (result.packages, backlog_at_idle)
+    assert set(backlog_at_idle) == {0}
+    assert result.report.complete
