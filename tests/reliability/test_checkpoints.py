@@ -32,15 +32,27 @@ CONFIG: dict[str, Any] = {
 }
 
 
+def _equals_a_one_package_run(
+    tmp_path: Path, emulators: Callable[..., Emulator], clock: Callable[[], float], ran: str, result: Any
+) -> Any:
+    """The same emulator spec loaded unpaced, in one package, into tmp_path/whole: asserts that the run in
+    tmp_path/`ran` reported the same outcomes and left the same warehouse; returns the one-package run."""
+    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG))
+    assert whole.packages == 1
+    assert result.report.outcomes == whole.report.outcomes
+    got = read_warehouse(tmp_path / ran / "warehouse.duckdb")
+    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+    return whole
+
+
 def test_a_paced_run_loads_a_package_whenever_it_waits_and_equals_a_one_package_run(
     tmp_path: Path, emulators: Callable[..., Emulator]
 ) -> None:
     clock = frozen_clock()
     # ~33 requests at 10 per 1.5 s: after each window's 10 the pacer idles ~1.4 s, where a package loads
     paced = load_into(tmp_path / "paced", emulators(clock=clock, **CONFIG), rate_limit="10/1.5")
-    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), rate_limit="off")
+    whole = _equals_a_one_package_run(tmp_path, emulators, clock, "paced", paced)
     assert paced.report.requests["throttled"] == 0
-    assert whole.packages == 1
     assert paced.packages >= 3, paced.packages
     # the run's figures add up over its packages
     assert paced.row_counts == whole.row_counts
@@ -48,8 +60,6 @@ def test_a_paced_run_loads_a_package_whenever_it_waits_and_equals_a_one_package_
     assert sorted(paced.views) == sorted(whole.views) != []
     assert f"rows loaded (in {paced.packages} load packages):" in format_summary(paced)
     assert "rows loaded:" in format_summary(whole)
-    got = read_warehouse(tmp_path / "paced" / "warehouse.duckdb")
-    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
     assert set(duplicate_keys(tmp_path / "paced" / "warehouse.duckdb").values()) == {0}
 
 
@@ -61,10 +71,8 @@ def test_volume_checkpoints_cut_between_batches(
     monkeypatch.setattr(recorder, "RECORD_FLUSH_ROWS", 10)  # a batch every 10 outcomes
     clock = frozen_clock()
     cut = load_into(tmp_path / "cut", emulators(clock=clock, **CONFIG), checkpoint_mb=0.0001)
-    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), checkpoint_mb=None)
-    assert cut.packages > 3 and whole.packages == 1
-    got = read_warehouse(tmp_path / "cut" / "warehouse.duckdb")
-    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+    assert cut.packages > 3
+    _equals_a_one_package_run(tmp_path, emulators, clock, "cut", cut)
 
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), True])
@@ -102,10 +110,7 @@ def test_listed_results_are_recorded_while_the_window_holds_retrieves_back(
         if what == "record list" and not final:  # a stale result: recorded before its refresh's outcome
             assert ("record retrieve", insight_id, True) not in events[:n]
     monkeypatch.undo()
-    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), rate_limit="off")
-    assert paced.report.outcomes == whole.report.outcomes
-    got = read_warehouse(tmp_path / "paced" / "warehouse.duckdb")
-    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+    _equals_a_one_package_run(tmp_path, emulators, clock, "paced", paced)
 
 
 def test_listed_results_past_the_backlog_bound_are_recorded_at_once(
@@ -117,10 +122,7 @@ def test_listed_results_past_the_backlog_bound_are_recorded_at_once(
     clock = frozen_clock()
     small = load_into(tmp_path / "small", emulators(clock=clock, **CONFIG), rate_limit="10/1.5")
     monkeypatch.undo()
-    whole = load_into(tmp_path / "whole", emulators(clock=clock, **CONFIG), rate_limit="off")
-    assert small.report.outcomes == whole.report.outcomes
-    got = read_warehouse(tmp_path / "small" / "warehouse.duckdb")
-    assert diff_warehouses(got, read_warehouse(tmp_path / "whole" / "warehouse.duckdb")) == []
+    _equals_a_one_package_run(tmp_path, emulators, clock, "small", small)
 
 
 def test_every_idle_package_carries_the_listed_results_recorded_so_far(
