@@ -30,7 +30,7 @@ from posthog_insights_cli.duckdb_target import (
     duckdb_settings,
     one_connection,
 )
-from posthog_insights_cli.freed_memory import return_freed_memory
+from posthog_insights_cli.process_memory import return_freed_memory
 
 __all__ = [
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
@@ -111,8 +111,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> None:
     if pipeline.has_pending_data:
         dedupe_resumed_packages(pipeline)
         pipeline.normalize()
-        with one_connection(pipeline):
-            pipeline.load()
+        with one_connection(pipeline) as load_package:
+            load_package()
 
 
 def load(
@@ -185,11 +185,11 @@ def run_source(
                 package: dict[str, float] = {}
                 with _timed(package, "extract"):
                     pipeline.extract(source)
-                    return_freed_memory()  # before the load allocates its own (freed_memory.py)
+                    return_freed_memory()  # before the load allocates its own (process_memory.py)
                 with _timed(package, "normalize"):
                     rows = _data_rows(pipeline.normalize())
-                with _timed(package, "load"), one_connection(pipeline):
-                    info = pipeline.load()
+                with _timed(package, "load"), one_connection(pipeline) as load_package:
+                    info = load_package()
                     if checkpoints.finished:  # on the same connection: one open of the file less
                         views = create_latest_views(pipeline)
                 counts += rows

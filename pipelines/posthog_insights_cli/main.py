@@ -8,6 +8,7 @@ Exit codes: 0 every insight got an outcome; 1 some could not be fetched (what wa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from posthog_insights import settings
 from posthog_insights.errors import ConfigError, PostHogInsightsError
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
+LOADING_COMMANDS = ("run", "backfill")
 KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 
 
@@ -273,11 +275,17 @@ def _missing_config_message(exc: BaseException) -> str | None:
 
 def _duckdb_memory_message(exc: BaseException) -> str | None:
     """DuckDB hitting the loader's memory cap: name the setting that raises it."""
-    from posthog_insights_cli.loader import DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY_LIMIT_ENV
+    from posthog_insights_cli.duckdb_target import (
+        DEFAULT_DUCKDB_MEMORY_LIMIT,
+        DUCKDB_MEMORY_LIMIT_ENV,
+        is_out_of_memory,
+    )
 
-    if not any("Out of Memory Error" in str(c) for c in _chain(exc)):
+    if not is_out_of_memory(exc):
         return None
-    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
+    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or (
+        f"automatic ({DEFAULT_DUCKDB_MEMORY_LIMIT}, doubled up to half the machine's memory)"
+    )
     return (
         f"DuckDB ran out of its {limit} memory limit while loading; set {DUCKDB_MEMORY_LIMIT_ENV} "
         "higher (e.g. 1GB) and run again: the next run finishes the pending load first"
@@ -306,5 +314,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT if _is_bad_input(exc) else EXIT_FAILED
 
 
+def program() -> int:
+    """The `posthog-insights` executable: `main` in a process of its own. A command that loads runs in a
+    process kept small (process_memory.lean_loading_process); `main` called from Python leaves the
+    caller's process as it is."""
+    from posthog_insights_cli.process_memory import lean_loading_process
+
+    loads = len(sys.argv) > 1 and sys.argv[1] in LOADING_COMMANDS
+    with lean_loading_process() if loads else contextlib.nullcontext():
+        return main()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(program())
