@@ -23,15 +23,15 @@ log = logging.getLogger("posthog_insights")
 # connection (`one_connection`).
 DUCKDB_LOAD_CONFIG: dict[str, Any] = {"load.workers": 1}
 DUCKDB_MEMORY_LIMIT_ENV = "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT"
-# Unset, the limit starts here and doubles whenever a load runs out of it (`load_with_headroom`): 160MB
-# loads the memory benchmark (10,000 insights x 1,000 points) with a peak of 467 MiB for the whole process
-# against 557 at 256MB; 128MB ran out of memory on it (inserting raw result JSON keeps whole 2,048-row
-# vectors pinned), so the floor depends on how big the results are, hence the doubling.
+# Unset, the limit starts here and doubles whenever a load runs out of it (`_load_with_headroom`): 160MB
+# loads the memory benchmark (10,000 insights x 1,000 points) with a peak of ~470 MiB for the whole process
+# against 557 at 256MB. 128MB ran out of memory on it, copying the raw result JSON from staging to the final
+# table: how much a load needs depends on how big the results are, hence the doubling.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "160MB"
 
 
 class AutomaticMemoryLimit(dict[str, Any]):
-    """DuckDB settings whose memory limit the user left alone, so `load_with_headroom` may raise it."""
+    """DuckDB settings whose memory limit the user left alone, so `_load_with_headroom` may raise it."""
 
 
 def duckdb_path(pipeline_name: str) -> str:

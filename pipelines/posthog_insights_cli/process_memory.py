@@ -12,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import importlib.abc
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pyarrow as pa
 
@@ -69,11 +71,20 @@ def lean_loading_process() -> Iterator[None]:
       it as absent meanwhile. If pandas is already imported, nothing changes.
     """
     os.environ.setdefault(DUCKDB_ALLOCATOR_ENV, DUCKDB_ALLOCATOR_PROMPT_PURGE)
-    blocked = "pandas" not in sys.modules
-    if blocked:
-        sys.modules["pandas"] = None  # type: ignore[assignment]  # import pandas -> ImportError
+    refusal = _NoPandas()
+    sys.meta_path.insert(0, refusal)
     try:
         yield
     finally:
-        if blocked and sys.modules.get("pandas", 0) is None:
-            del sys.modules["pandas"]
+        sys.meta_path.remove(refusal)
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """`import pandas` fails as if pandas were not installed, which every optional importer handles. (A
+    None in sys.modules would not do: pyarrow reads sys.modules["pandas"] directly.)"""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname.partition(".")[0] == "pandas" and "pandas" not in sys.modules:
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (kept out of this process)", name=fullname
+            )
