@@ -320,7 +320,8 @@ def program() -> int:
     caller's process as it is."""
     from posthog_insights_cli.process_memory import lean_loading_process
 
-    loads = len(sys.argv) > 1 and sys.argv[1] in LOADING_COMMANDS
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    loads = command in LOADING_COMMANDS
     with lean_loading_process() if loads else contextlib.nullcontext():
         return main()
 
