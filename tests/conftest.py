@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from posthog_emulator import Emulator, EmulatorConfig
 from posthog_insights_cli.loader import LoadResult, load
 
 TEST_KEY = "phx_test_key_0123456789"
+
+# Tests reach 127.0.0.1 only: dlt's usage telemetry (on by default) stays off here and in every child
+# process a test starts.
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
 
 @pytest.fixture
