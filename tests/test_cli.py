@@ -1,15 +1,17 @@
-"""The `posthog-insights run` command: dlt's config providers, the summary, exit codes."""
+"""The `posthog-insights run` and `backfill` commands as users run them: config, summary, exit codes."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from posthog_insights.backfill import date_windows
 from tests.conftest import TEST_KEY
 
 
@@ -93,3 +95,16 @@ def test_duckdb_out_of_memory_names_the_setting_and_the_next_run_finishes(
     assert done.returncode == 0, done.stderr
     assert _count(tmp_path / "posthog-insights.duckdb", "insights") == 60
     assert _count(tmp_path / "posthog-insights.duckdb", "insight_results") == 60
+
+
+def test_backfill_runs_as_a_command(start_emulator: Any, tmp_path: Path) -> None:
+    """`backfill` in the command's own lean process (no pandas; process_memory), end to end."""
+    emulator = start_emulator(insights=5, error_share=0.0)
+    args = ["backfill", "--host", emulator.base_url, "--project-id", "1", "--insight", "1"]
+    args += ["--from", "2026-10-01", "--to", "2026-10-21", "--window", "week", "--rate-limit", "off"]
+    done = _cli(
+        [*args, "--pipelines-dir", str(tmp_path / "p")], tmp_path, {"POSTHOG_PERSONAL_API_KEY": TEST_KEY}
+    )
+    assert done.returncode == 0, done.stderr
+    weeks = date_windows(date(2026, 10, 1), date(2026, 10, 21), "week")
+    assert _count(tmp_path / "posthog-insights.duckdb", "insight_results") == len(weeks) == 4
