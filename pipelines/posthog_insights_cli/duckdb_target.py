@@ -33,6 +33,22 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "160MB"
 class AutomaticMemoryLimit(dict[str, Any]):
     """DuckDB settings whose memory limit the user left alone, so `_load_with_headroom` may raise it."""
 
+    def double(self) -> tuple[str, str] | None:
+        """Doubles the memory limit: (old, new), or None at half the machine's memory, where it stops."""
+        current_mb = int(str(self["memory_limit"]).removesuffix("MB"))
+        ceiling_mb = _machine_memory_mb() // 2
+        if current_mb >= ceiling_mb:
+            return None
+        self["memory_limit"] = f"{min(current_mb * 2, ceiling_mb)}MB"
+        return f"{current_mb}MB", self["memory_limit"]
+
+
+def _machine_memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume a small machine
+        return 4096
+
 
 def duckdb_path(pipeline_name: str) -> str:
     """Default DuckDB file: named after the pipeline, but never equal to the dataset name.
@@ -77,24 +93,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
-def _machine_memory_mb() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume a small machine
-        return 4096
-
-
-def _grown_limit_mb(settings: Any) -> tuple[int, int] | None:
-    """(current, next) automatic limit in MB; None when the user chose the limit, or at half the machine's
-    memory, where the limit stops growing."""
-    if not isinstance(settings, AutomaticMemoryLimit):
-        return None
-    current_mb = int(str(settings["memory_limit"]).removesuffix("MB"))
-    ceiling_mb = _machine_memory_mb() // 2
-    return None if current_mb >= ceiling_mb else (current_mb, min(current_mb * 2, ceiling_mb))
-
-
-def _load_with_headroom(pipeline: dlt.Pipeline, connection: Any, settings: Any) -> LoadInfo:
+def _load_with_headroom(pipeline: dlt.Pipeline, connection: Any, settings: object) -> LoadInfo:
     """`pipeline.load()`; when DuckDB runs out of an automatic memory limit (the setting unset), the limit
     doubles and the pending package is loaded again.
 
@@ -105,12 +104,13 @@ def _load_with_headroom(pipeline: dlt.Pipeline, connection: Any, settings: Any) 
         try:
             return pipeline.load()
         except Exception as exc:
-            limits = _grown_limit_mb(settings) if is_out_of_memory(exc) else None
-            if limits is None:
+            if not isinstance(settings, AutomaticMemoryLimit) or not is_out_of_memory(exc):
                 raise
-            log.warning("DuckDB ran out of its %dMB memory limit; loading again with %dMB", *limits)
-            connection.execute(f"SET GLOBAL memory_limit = '{limits[1]}MB'")
-            settings["memory_limit"] = f"{limits[1]}MB"  # for the run's next packages
+            doubled = settings.double()  # kept for the run's next packages
+            if doubled is None:
+                raise
+            log.warning("DuckDB ran out of its %s memory limit; loading again with %s", *doubled)
+            connection.execute(f"SET GLOBAL memory_limit = '{doubled[1]}'")
 
 
 @contextmanager
