@@ -12,6 +12,8 @@ sources). Without it the PostgreSQL tests fail under CI and are skipped elsewher
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -362,3 +364,26 @@ def test_latest_view_sql_over_parquet_matches_duckdb_views(
             cursor = con.execute(f'SELECT * FROM "{view}"')
             got = _comparable([d[0] for d in cursor.description], cursor.fetchall())
             _assert_same(view, reference.duck.read(view), got)
+
+
+@pytest.mark.postgres
+def test_the_command_loads_postgres_the_same(
+    reference: Reference, postgres: Callable[[], PgSide], tmp_path: Path
+) -> None:
+    """`posthog-insights run --destination postgres`: the command's own process (no pandas, see
+    process_memory) loads what `load()` does."""
+    pg_side = postgres()
+    args = ["run", "--destination", "postgres", "--dataset", pg_side.dataset, "--pipeline-name", "phi_pg_cli"]
+    args += ["--host", reference.emulator.base_url, "--project-id", "1", "--project-id", "2"]
+    args += ["--refresh", "force_cache", "--rate-limit", "off", "--pipelines-dir", str(tmp_path / "p")]
+    done = subprocess.run(
+        [sys.executable, "-m", "posthog_insights_cli.main", *args],
+        cwd=tmp_path,
+        env={**os.environ, "POSTHOG_PERSONAL_API_KEY": TEST_KEY},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    _assert_pg_matches(reference, pg_side, empty_is_null=True)
