@@ -15,8 +15,9 @@ import gc
 import importlib.abc
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -31,19 +32,63 @@ DUCKDB_ALLOCATOR_ENV = "DUCKDB_JE_MALLOC_CONF"
 DUCKDB_ALLOCATOR_PROMPT_PURGE = "dirty_decay_ms:0,muzzy_decay_ms:0"
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None where the C library has none (macOS, musl)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc_function(name: str) -> Any:
+    """A C library function, or None where the C library lacks it (`malloc_trim` on macOS or musl)."""
+    library = ctypes.util.find_library("c")
+    if library is None:
         return None
     try:
-        trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+        return getattr(ctypes.CDLL(library, use_errno=True), name, None)
     except OSError:
         return None
-    return trim  # type: ignore[no-any-return]
 
 
-_TRIM = _malloc_trim()
+_TRIM = _libc_function("malloc_trim")
+_MADVISE = _libc_function("madvise")
+if _MADVISE is not None:
+    _MADVISE.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_MADV_PAGEOUT = 21  # Linux 5.4 and later; elsewhere madvise refuses it and nothing happens
+_PAGE_OUT_LIBRARIES = {"on": False}  # set inside lean_loading_process
+
+
+def page_out_library_pages() -> int:
+    """Hands back this process's pages of read-only file mappings (shared libraries' code and constants);
+    returns how many mappings the kernel took the advice for.
+
+    Right after `pip install`, the kernel maps freshly written libraries in large chunks, so each function
+    called maps its neighbours too: at the memory benchmark's peak 146 MiB of library pages against 90 on
+    a machine that had read them back from disk, which took the peak from 470 to 513-527 MiB. Most are the
+    extract's (Arrow, parquet, HTTP); the load faults back the code it runs. `MADV_PAGEOUT` loses nothing:
+    a mapping that holds a page of its own (a relocated table) is skipped, and the rest are clean copies of
+    the file.
+    """
+    if _MADVISE is None:
+        return 0
+    try:
+        smaps = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return 0
+    advised = 0
+    for start, end, anonymous in _read_only_file_mappings(smaps):
+        if anonymous == 0 and _MADVISE(start, end - start, _MADV_PAGEOUT) == 0:
+            advised += 1
+    return advised
+
+
+def _read_only_file_mappings(smaps: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, kB of the mapping's own pages) of each read-only mapping of a regular file."""
+    mapping: tuple[int, int] | None = None
+    for line in smaps.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and "-" in fields[0] and not fields[0].endswith(":"):
+            path = fields[5] if len(fields) > 5 else ""
+            readable_only = "w" not in fields[1]
+            regular_file = path.startswith("/") and not path.startswith("/dev/") and fields[-1] != "(deleted)"
+            start, end = (int(bound, 16) for bound in fields[0].split("-"))
+            mapping = (start, end) if readable_only and regular_file else None
+        elif mapping is not None and fields and fields[0] == "Anonymous:":
+            yield mapping[0], mapping[1], int(fields[1])
+            mapping = None
 
 
 def return_freed_memory() -> None:
@@ -57,6 +102,8 @@ def return_freed_memory() -> None:
     pa.default_memory_pool().release_unused()
     if _TRIM is not None:
         _TRIM(0)
+    if _PAGE_OUT_LIBRARIES["on"]:
+        page_out_library_pages()
 
 
 @contextmanager
@@ -65,6 +112,8 @@ def lean_loading_process() -> Iterator[None]:
     (`posthog-insights`), never for one that imports the package: both settings are process-wide.
 
     - DuckDB's allocator returns freed pages at once (`DUCKDB_ALLOCATOR_ENV`), unless the user set it.
+    - Before each load, the process hands back its library pages (`page_out_library_pages`), which acts on
+      every library the process maps.
     - pandas stays out. DuckDB's Python binding imports it (and numpy) on the first statement with a
       parameter, which dlt's state queries all are, only to check the parameters' types: 34-43 MiB
       resident and 0.2 s, and nothing in a load uses it. A library that imports pandas optionally sees
@@ -73,9 +122,11 @@ def lean_loading_process() -> Iterator[None]:
     os.environ.setdefault(DUCKDB_ALLOCATOR_ENV, DUCKDB_ALLOCATOR_PROMPT_PURGE)
     refusal = _NoPandas()
     sys.meta_path.insert(0, refusal)
+    _PAGE_OUT_LIBRARIES["on"] = True
     try:
         yield
     finally:
+        _PAGE_OUT_LIBRARIES["on"] = False
         sys.meta_path.remove(refusal)
 
 
