@@ -47,3 +47,46 @@ def test_a_loading_process_keeps_pandas_out_and_duckdb_returns_freed_pages() -> 
 
 def test_an_allocator_setting_the_user_chose_wins() -> None:
     assert _probe("dirty_decay_ms:5000")["env"] == "dirty_decay_ms:5000"
+
+
+_PAGE_OUT_PROBE = textwrap.dedent(
+    """
+    import json, mmap, os, re, sys, tempfile
+    import duckdb
+    from posthog_insights_cli import process_memory
+
+    # A read-only file mapping of this process alone, like a library's code. (Pages that another
+    # process maps too, such as the test runner's own DuckDB, are left to the kernel and not counted.)
+    data = tempfile.NamedTemporaryFile()  # unlinked files are not libraries: left alone
+    data.write(b"x" * (32 << 20)); data.flush(); os.fsync(data.fileno())
+    mapped = mmap.mmap(data.fileno(), 32 << 20, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+
+    def file_kib():
+        return int(re.search(r"RssFile:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+
+    def release(lean):
+        assert sum(mapped[i] for i in range(0, 32 << 20, 4096)) == 120 * 8192  # every page resident
+        before = file_kib()
+        if lean:
+            with process_memory.lean_loading_process():
+                process_memory.return_freed_memory()
+        else:
+            process_memory.return_freed_memory()
+        return before - file_kib()
+
+    connection = duckdb.connect()
+    plain, lean = release(False), release(True)
+    still = connection.execute("SELECT sum(range) FROM range(1000)").fetchall()[0][0]  # code faults back
+    print(json.dumps({"plain": plain, "lean": lean, "still": still, "bytes": mapped[:1].decode()}))
+    """
+)
+
+
+def test_a_loading_process_hands_back_its_library_pages_and_keeps_working() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PAGE_OUT_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    figures = json.loads(out.stdout)
+    assert figures["plain"] < 4096, figures  # outside a loading process the pages stay
+    assert figures["lean"] > 30_000, figures  # the 32 MiB mapping was handed back
+    assert figures["still"] == 499500 and figures["bytes"] == "x", figures  # and nothing was lost
