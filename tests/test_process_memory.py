@@ -55,8 +55,7 @@ _PAGE_OUT_PROBE = textwrap.dedent(
     import duckdb
     from posthog_insights_cli import process_memory
 
-    # A read-only file mapping of this process alone, like a library's code. (Pages that another
-    # process maps too, such as the test runner's own DuckDB, are left to the kernel and not counted.)
+    # A read-only file mapping, like a library's code
     data = tempfile.NamedTemporaryFile()  # unlinked files are not libraries: left alone
     data.write(b"x" * (32 << 20)); data.flush(); os.fsync(data.fileno())
     mapped = mmap.mmap(data.fileno(), 32 << 20, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
