@@ -4,7 +4,8 @@ never uses is never loaded.
 Measured on the memory benchmark (10,000 insights x 1,000 points, `posthog-insights run`), peak resident
 memory: 738 MiB with none of this; 641 with `return_freed_memory`; 599 when DuckDB's allocator also
 returns freed pages at once; 557 without pandas; 467 with DuckDB's starting memory limit at 160MB
-(duckdb_target) on top.
+(duckdb_target) on top, but 513-527 right after `pip install`; 412-451 in either case once the library
+pages are handed back before each load (`page_out_library_pages`).
 """
 
 from __future__ import annotations
