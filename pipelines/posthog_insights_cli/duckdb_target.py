@@ -15,6 +15,8 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from posthog_insights.errors import exception_chain
+
 log = logging.getLogger("posthog_insights")
 
 # One DuckDB file takes one writer at a time: dlt's parallel load jobs (20 by default) only made DuckDB run
@@ -85,12 +87,7 @@ def duckdb_destination(path: str) -> Destination[Any, Any]:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """DuckDB ran out of its memory limit somewhere in `exc`'s chain (dlt wraps it once or twice)."""
-    current: BaseException | None = exc
-    while current is not None:
-        if "Out of Memory Error" in str(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any("Out of Memory Error" in str(current) for current in exception_chain(exc))
 
 
 def _load_with_headroom(pipeline: dlt.Pipeline, connection: Any, settings: object) -> LoadInfo:

@@ -12,11 +12,11 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from posthog_insights import settings
-from posthog_insights.errors import ConfigError, PostHogInsightsError
+from posthog_insights.errors import ConfigError, PostHogInsightsError, exception_chain
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
 LOADING_COMMANDS = ("run", "backfill")
@@ -229,19 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and every cause or context behind it, each once (a chain can loop)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _one_line(exc: BaseException) -> str:
     """The innermost error we own, else the exception's own first line."""
-    for current in _chain(exc):
+    for current in exception_chain(exc):
         if isinstance(current, PostHogInsightsError):
             return str(current)
     text = str(exc).strip().splitlines()
@@ -251,13 +241,13 @@ def _one_line(exc: BaseException) -> str:
 def _is_bad_input(exc: BaseException) -> bool:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-    return any(isinstance(c, (ConfigError, ConfigFieldMissingException)) for c in _chain(exc))
+    return any(isinstance(c, (ConfigError, ConfigFieldMissingException)) for c in exception_chain(exc))
 
 
 def _missing_config_message(exc: BaseException) -> str | None:
     from dlt.common.configuration.exceptions import ConfigFieldMissingException
 
-    for current in _chain(exc):
+    for current in exception_chain(exc):
         if isinstance(current, ConfigFieldMissingException):
             fields = set(current.fields)
             if "personal_api_key" in fields:

@@ -9,6 +9,7 @@ hangs off ``__cause__`` or ``__context__``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 # PostHog's `detail` texts are short; anything longer is an HTML error page or a stack trace.
@@ -24,6 +25,16 @@ def truncate(text: str, limit: int = DETAIL_MAX_CHARS) -> str:
     """One line of at most ``limit`` characters, ending in an ellipsis when cut."""
     flat = one_line(text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every cause or context behind it, each once (a chain can loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def _with_detail(message: str, detail: str | None) -> str:
