@@ -21,6 +21,28 @@ TEST_KEY = "phx_test_key_0123456789"
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
 
+def load_with_the_cli_duckdb(emulator: Emulator, root: Path) -> tuple[LoadResult, str, bool]:
+    """One run into root/posthog-insights.duckdb, the CLI's own DuckDB, with its settings; returns the
+    result and DuckDB's memory limit and insertion-order setting after it."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chdir(root)  # the CLI's DuckDB file lands in the working directory
+    result = load(
+        host=emulator.base_url,
+        project_ids=[1],
+        personal_api_key=emulator.config.api_key,
+        rate_limit="off",
+        pipelines_dir=str(root / "pipelines"),
+        progress=None,
+    )
+    assert result.pipeline is not None
+    with result.pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
+        )
+    assert rows is not None
+    return result, str(rows[0][0]), bool(rows[0][1])
+
+
 @pytest.fixture
 def start_emulator() -> Iterator[Callable[..., Emulator]]:
     started: list[Emulator] = []

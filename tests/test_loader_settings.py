@@ -3,7 +3,6 @@ through one environment variable."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,29 +10,14 @@ import pytest
 
 from posthog_emulator import Emulator
 from posthog_insights_cli import duckdb_target
-from posthog_insights_cli.loader import DUCKDB_MEMORY_LIMIT_ENV, duckdb_settings, load
-from tests.conftest import TEST_KEY
+from posthog_insights_cli.loader import DUCKDB_MEMORY_LIMIT_ENV, duckdb_settings
+from tests.conftest import load_with_the_cli_duckdb
 
 
 def _settings_after_a_load(emulator: Emulator, root: Path) -> tuple[str, bool]:
-    root.mkdir(parents=True, exist_ok=True)
-    os.chdir(root)  # the default DuckDB file lands in the working directory
-    result = load(
-        host=emulator.base_url,
-        project_ids=[1],
-        personal_api_key=TEST_KEY,
-        rate_limit="off",
-        pipelines_dir=str(root / "pipelines"),
-        progress=None,
-    )
-    assert result.pipeline is not None
+    result, limit, keeps_order = load_with_the_cli_duckdb(emulator, root)
     assert result.row_counts.get("insight_results", 0) > 0
-    with result.pipeline.sql_client() as client:
-        rows = client.execute_sql(
-            "SELECT current_setting('memory_limit'), current_setting('preserve_insertion_order')"
-        )
-    assert rows is not None
-    return str(rows[0][0]), bool(rows[0][1])
+    return limit, keeps_order
 
 
 def test_the_default_duckdb_is_capped(

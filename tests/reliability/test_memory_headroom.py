@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,28 +11,11 @@ import pytest
 
 from posthog_emulator import Emulator
 from posthog_insights_cli import duckdb_target
-from posthog_insights_cli.loader import DUCKDB_MEMORY_LIMIT_ENV, load
+from posthog_insights_cli.loader import DUCKDB_MEMORY_LIMIT_ENV
+from tests.conftest import load_with_the_cli_duckdb
 from tests.reliability.support import KEY, diff_warehouses, duplicate_keys, frozen_clock, read_warehouse
 
 CONFIG: dict[str, Any] = {"api_key": KEY, "insights": 60, "seed": 5, "points": 400}
-
-
-def _load_with_the_cli_duckdb(root: Path, emulator: Emulator) -> str:
-    """One run into root/posthog-insights.duckdb, the CLI's own DuckDB; returns its memory limit after."""
-    root.mkdir(parents=True)
-    os.chdir(root)  # the CLI's DuckDB file lands in the working directory
-    result = load(
-        host=emulator.base_url,
-        project_ids=[1],
-        personal_api_key=KEY,
-        rate_limit="off",
-        pipelines_dir=str(root / "pipelines"),
-        progress=None,
-    )
-    with result.pipeline.sql_client() as client:
-        rows = client.execute_sql("SELECT current_setting('memory_limit')")
-    assert rows is not None
-    return str(rows[0][0])
 
 
 def test_a_load_that_outgrows_the_automatic_limit_doubles_it_and_equals_an_unlimited_load(
@@ -45,12 +27,12 @@ def test_a_load_that_outgrows_the_automatic_limit_doubles_it_and_equals_an_unlim
     monkeypatch.chdir(tmp_path)
     clock = frozen_clock()
     monkeypatch.setenv(DUCKDB_MEMORY_LIMIT_ENV, "off")
-    _load_with_the_cli_duckdb(tmp_path / "unlimited", emulators(clock=clock, **CONFIG))
+    load_with_the_cli_duckdb(emulators(clock=clock, **CONFIG), tmp_path / "unlimited")
 
     monkeypatch.delenv(DUCKDB_MEMORY_LIMIT_ENV)
     monkeypatch.setattr(duckdb_target, "DEFAULT_DUCKDB_MEMORY_LIMIT", "1MB")  # far too little for this load
     with caplog.at_level(logging.WARNING, logger="posthog_insights"):
-        limit = _load_with_the_cli_duckdb(tmp_path / "grown", emulators(clock=clock, **CONFIG))
+        _, limit, _ = load_with_the_cli_duckdb(emulators(clock=clock, **CONFIG), tmp_path / "grown")
     grown = [r.getMessage() for r in caplog.records if "loading again with" in r.getMessage()]
     assert grown[:2] == [
         "DuckDB ran out of its 1MB memory limit; loading again with 2MB",
@@ -69,5 +51,5 @@ def test_a_limit_the_user_chose_is_never_raised(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(DUCKDB_MEMORY_LIMIT_ENV, "1MB")
     with pytest.raises(Exception, match="Out of Memory Error") as failure:
-        _load_with_the_cli_duckdb(tmp_path / "chosen", emulators(clock=frozen_clock(), **CONFIG))
+        load_with_the_cli_duckdb(emulators(clock=frozen_clock(), **CONFIG), tmp_path / "chosen")
     assert duckdb_target.is_out_of_memory(failure.value)
