@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from benchmarks.emulator import http_get_json
 
 _MAX_PAGES = 10_000  # bounds the census loop whatever the server answers
+_GRACE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ def census(base_url: str, api_key: str, project_id: int = 1, page_size: int = 10
             status = item.get("query_status")
             failed = isinstance(status, dict) and bool(status.get("error"))
             target = _parse(item.get("cache_target_age"))
+            refreshed = _parse(item.get("last_refresh"))
+            window_end = _parse((item.get("resolved_date_range") or {}).get("date_to"))
+            # API-FACTS, Staleness: a window that ended before the result was computed never goes stale
+            closed = window_end is not None and refreshed is not None and window_end < refreshed - _GRACE
             if item.get("result") is None or failed:
                 missing += 1
                 errors += int(failed)
-            elif target is not None and target <= now:
+            elif target is not None and target <= now and not closed:
                 stale += 1
             else:
                 fresh += 1

@@ -39,9 +39,18 @@ class EmulatorSpec:
     stale_share: float = 0.25
     error_share: float = 0.02
     seed: int = 7
+    org_concurrency: int = 10  # PostHog's limit of synchronous calculations per organisation
+    background_calcs: int = 0  # of those, held by the organisation's own users
+    calc_ms: float = 5.0  # how long one calculation takes
 
     def argv(self) -> list[str]:
         return [
+            "--org-concurrency",
+            str(self.org_concurrency),
+            "--background-calcs",
+            str(self.background_calcs),
+            "--calc-ms",
+            f"{self.calc_ms:g}",
             "--port",
             "0",
             "--insights",
@@ -71,6 +80,7 @@ class Counters:
     by_kind: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
+    refused: int = 0  # calculations refused for want of a free organisation slot (200 answers or 500s)
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> Counters:
@@ -84,6 +94,7 @@ class Counters:
             by_kind=diff("by_kind"),
             by_status=diff("by_status"),
             throttled=int(after["throttled"]) - int(before["throttled"]),
+            refused=int(after.get("concurrency_refused", 0)) - int(before.get("concurrency_refused", 0)),
         )
 
     def kind(self, name: str) -> int:

@@ -153,18 +153,25 @@ def run_baseline(
     source = rest_api_source(baseline_config(emulator.base_url, emulator.api_key, refresh))  # type: ignore[arg-type]
     before = emulator.stats()
     started = time.perf_counter()
-    pipeline.run(source)
+    note = ""
+    try:
+        pipeline.run(source)
+    except Exception as exc:  # the figure is what it spent; a run that gives up still spent it
+        note = f"failed: {type(exc).__name__}"
     seconds = time.perf_counter() - started
     counters = Counters.between(before, emulator.stats())
-    with pipeline.sql_client() as client:
-        table = client.make_qualified_table_name("insight_details")
-        rows = client.execute_sql(f"SELECT COUNT(DISTINCT id) FROM {table}") or [(0,)]
-    distinct = int(rows[0][0])
+    distinct = 0
+    if not note:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("insight_details")
+            rows = client.execute_sql(f"SELECT COUNT(DISTINCT id) FROM {table}") or [(0,)]
+        distinct = int(rows[0][0])
     return RunFigures(
         seconds=seconds,
         counters=counters,
         row_counts=_row_counts(pipeline),
         insights_retrieved=distinct,
-        complete=True,
+        complete=not note,
+        note=note,
         steps=_steps(pipeline),
     )

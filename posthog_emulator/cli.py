@@ -75,11 +75,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--async-delay", type=float, default=defaults.async_delay_s, help="seconds an async job takes"
     )
     parser.add_argument(
-        "--cache-ttl", type=float, default=defaults.cache_ttl_s, help="seconds a result stays fresh"
+        "--org-concurrency",
+        type=int,
+        default=defaults.org_concurrency,
+        help="synchronous calculations the organisation may run at once (PostHog: 10)",
     )
-    parser.add_argument("--fresh-share", type=float, default=defaults.fresh_share)
-    parser.add_argument("--stale-share", type=float, default=defaults.stale_share)
-    parser.add_argument("--error-share", type=float, default=defaults.error_share)
+    parser.add_argument(
+        "--background-calcs",
+        type=int,
+        default=defaults.background_calcs,
+        help="of those slots, how many the organisation's own users always hold",
+    )
+    parser.add_argument(
+        "--calc-ms",
+        type=float,
+        default=defaults.calc_ms,
+        help="wall time one synchronous calculation holds its slot, in milliseconds",
+    )
+    parser.add_argument(
+        "--no-stale-invalidation",
+        dest="stale_invalidation",
+        action="store_false",
+        help="PostHog Cloud's stale-cache invalidation flag off: nothing is ever stale",
+    )
+    parser.add_argument(
+        "--fresh-share",
+        type=float,
+        default=defaults.fresh_share,
+        help="share of insights seeded with a fresh cached result",
+    )
+    parser.add_argument(
+        "--stale-share",
+        type=float,
+        default=defaults.stale_share,
+        help="share seeded with a stale one (past their interval's threshold); the rest uncached",
+    )
+    parser.add_argument(
+        "--error-share",
+        type=float,
+        default=defaults.error_share,
+        help="share of insights whose calculations fail",
+    )
+    parser.add_argument(
+        "--other-intervals-share",
+        type=float,
+        default=defaults.other_intervals_share,
+        help="share of time series seeded with an hour, week or month interval instead of day",
+    )
+    parser.add_argument(
+        "--fixed-range-share",
+        type=float,
+        default=defaults.fixed_range_share,
+        help="share of insights seeded with a fixed date range in the past",
+    )
+    parser.add_argument(
+        "--other-kinds-share",
+        type=float,
+        default=defaults.other_kinds_share,
+        help="share of insights seeded as the less common result kinds; 0 = only the classic kinds",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -96,7 +150,13 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency_ms=args.latency_ms,
         faults=args.faults,
         async_delay_s=args.async_delay,
-        cache_ttl_s=args.cache_ttl,
+        org_concurrency=args.org_concurrency,
+        background_calcs=args.background_calcs,
+        calc_ms=args.calc_ms,
+        stale_invalidation=args.stale_invalidation,
+        other_intervals_share=args.other_intervals_share,
+        fixed_range_share=args.fixed_range_share,
+        other_kinds_share=args.other_kinds_share,
         port=args.port,
     )
 

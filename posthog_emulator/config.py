@@ -42,9 +42,20 @@ class EmulatorConfig:
     """Everything that shapes one emulated PostHog instance.
 
     `insights` is per project. `fresh_share` + `stale_share` of the insights start with a cached
-    result (fresh or stale); the rest start with none (a cache miss). `rate_limits` are
-    `(requests, seconds)` sliding windows per API key shared by the insight endpoints, like PostHog's
-    240/minute and 1200/hour. All times run on the store's clock, which tests can advance.
+    result (fresh or stale, each against the insight's own staleness threshold); the rest start with
+    none (a cache miss). `rate_limits` are `(requests, seconds)` sliding windows per API key shared by
+    the insight endpoints, like PostHog's 240/minute and 1200/hour. All times run on the store's
+    clock, which tests can advance.
+
+    The organisation's concurrency limit: at most `org_concurrency` synchronous calculations run at
+    once, `background_calcs` of those slots always taken by the organisation's own users; one
+    calculation holds its slot for `calc_ms` of wall time. `stale_invalidation=False` is PostHog
+    Cloud's server-side flag turned off: nothing is ever stale.
+
+    The seed's mix: `other_intervals_share` of the time-series insights use an hour, week or month
+    interval instead of day; `fixed_range_share` have an absolute date range in the past;
+    `other_kinds_share` are the less common result kinds (calendar heatmap and box plot trends,
+    sampled retention, events tables, web analytics); 0 seeds only the classic kinds.
     """
 
     api_key: str = "phx_emulator"
@@ -59,7 +70,12 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     faults: FaultConfig | None = None
     async_delay_s: float = 0.5
-    cache_ttl_s: float = 3600.0
+    # PostHog's per-organisation limit of simultaneous synchronous calculations.
+    org_concurrency: int = 10
+    background_calcs: int = 0
+    # Small by default so the demo and tests stay fast; a real calculation takes seconds.
+    calc_ms: float = 5.0
+    stale_invalidation: bool = True
     forbidden_projects: tuple[int, ...] = ()
     allow_query_status: bool = True
     port: int = 0
@@ -69,6 +85,9 @@ class EmulatorConfig:
     # Users that own insights; the API key belongs to the first.
     users: int = 4
     dashboards_per_project: int = field(default=0)
+    other_intervals_share: float = 0.15
+    fixed_range_share: float = 0.04
+    other_kinds_share: float = 0.04
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -83,7 +102,8 @@ class EmulatorConfig:
             raise ValueError("insights must be >= 0")
         if self.points < 1:
             raise ValueError("points must be >= 1")
-        for name in ("fresh_share", "stale_share", "error_share"):
+        shares = ("fresh_share", "stale_share", "error_share")
+        for name in (*shares, "other_intervals_share", "fixed_range_share", "other_kinds_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
@@ -93,8 +113,12 @@ class EmulatorConfig:
             for limit, window in self.rate_limits:
                 if limit < 1 or window <= 0:
                     raise ValueError(f"bad rate limit {limit}/{window}")
-        if self.latency_ms < 0 or self.async_delay_s < 0 or self.cache_ttl_s <= 0:
-            raise ValueError("latency_ms and async_delay_s must be >= 0, cache_ttl_s > 0")
+        if self.latency_ms < 0 or self.async_delay_s < 0 or self.calc_ms < 0:
+            raise ValueError("latency_ms, async_delay_s and calc_ms must be >= 0")
+        if self.org_concurrency < 1:
+            raise ValueError("org_concurrency must be >= 1")
+        if not 0 <= self.background_calcs <= self.org_concurrency:
+            raise ValueError("background_calcs must be within [0, org_concurrency]")
         if not 0 <= self.port < 65536:
             raise ValueError("port must be within [0, 65535]")
         if self.users < 1:

@@ -76,3 +76,8 @@ def throttled(wait: int) -> ApiError:
         f"Request was throttled. Expected available in {wait} second{'' if wait == 1 else 's'}.",
         headers={"Retry-After": str(wait)},
     )
+
+
+def server_error() -> ApiError:
+    """Django's 500 through PostHog's exception handler, e.g. when a QueryStatus cannot be built."""
+    return ApiError(500, "server_error", "error", "A server error occurred.")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from posthog_emulator import errors
+from posthog_emulator import errors, synth
 from posthog_emulator.models import KEY_USER_ID, Insight, str_to_bool
 from posthog_emulator.timeutil import parse_date
 
@@ -82,7 +82,7 @@ def list_filters(params: Mapping[str, str], now: float) -> list[Check]:
         elif key == "dashboards":
             checks.extend(_on_dashboard(dashboard_id) for dashboard_id in _json_list(key, raw))
         elif key == "insight":
-            checks.append(_attr_in("kind", {raw}))
+            checks.append(_insight_type(raw))
         elif key == "search":
             checks.append(_search(raw.lower()))
         elif key in DATE_FILTERS:
@@ -148,6 +148,30 @@ def _saved(wanted: bool) -> Check:
 
 def _attr_in(attr: str, values: set[Any]) -> Check:
     return lambda insight: getattr(insight, attr) in values
+
+
+def _insight_type(wanted: str) -> Check:
+    """PostHog's `insight` filter, clause by clause: JSON is any query that is not a wrapper node
+    around HogQL or around one of the six insight queries; SQL is a wrapper around HogQL; a classic
+    kind is a legacy insight whose `filters.insight` equals it exactly, or an InsightVizNode around
+    its query; any other value matches legacy filters only."""
+    source_kind = synth.SOURCE_KIND_BY_INSIGHT.get(wanted)
+
+    def check(insight: Insight) -> bool:
+        query = insight.query
+        legacy = not query and insight.filters.get("insight") == wanted
+        if not query:
+            return legacy and wanted not in ("JSON", "SQL")
+        source = query.get("source")
+        inner = source.get("kind") if isinstance(source, dict) else None
+        wrapped = query.get("kind") in synth.WRAPPER_KINDS
+        if wanted == "JSON":
+            return not (wrapped and (inner == "HogQLQuery" or inner in synth.INSIGHT_BY_SOURCE_KIND))
+        if wanted == "SQL":
+            return wrapped and inner == "HogQLQuery"
+        return source_kind is not None and query.get("kind") == "InsightVizNode" and inner == source_kind
+
+    return check
 
 
 def _tags_any(tags: set[str]) -> Check:

@@ -23,6 +23,8 @@ REFRESH_MODES: tuple[str, ...] = (
 )
 CACHE_STATES: tuple[str, ...] = ("fresh", "stale", "very_stale", "missing")
 CONCURRENCY_ERROR = "concurrency_limit_exceeded"
+# QueryStatusManager.STATUS_TTL_SECONDS
+STATUS_TTL_S = 20 * 60.0
 SHORT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 # The user the API key belongs to (the `user` list filter, my_last_viewed, the activity log).
 KEY_USER_ID = 1
@@ -33,11 +35,17 @@ def str_to_bool(value: object) -> bool:
     return str(value).strip().lower() in ("y", "yes", "t", "true", "on", "1")
 
 
+# The modes the insights endpoints' parser accepts: `async_except_on_cache_miss` is in the documented
+# enum but not in this list (only the query API takes it), so there it falls through to force_cache.
+INSIGHT_REFRESH_MODES: tuple[str, ...] = tuple(m for m in REFRESH_MODES if m != "async_except_on_cache_miss")
+
+
 def parse_refresh(value: str | None) -> str:
-    """API-FACTS: missing/false/0/unknown -> force_cache; true/1/yes/empty -> force_blocking."""
+    """docs/posthog-api.md: missing/false/0/unknown (async_except_on_cache_miss included) ->
+    force_cache; true/1/yes/empty -> force_blocking."""
     if value is None:
         return "force_cache"
-    if value in REFRESH_MODES:
+    if value in INSIGHT_REFRESH_MODES:
         return value
     if value.strip().lower() in ("", "true", "1", "yes"):
         return "force_blocking"
@@ -88,7 +96,7 @@ class Insight:
     @property
     def variant(self) -> str:
         """The seed's variant name: the result shape's variant, or "breakdown" for a broken-down
-        trends line, funnel steps or retention."""
+        trends line, funnel steps or (unsampled) retention."""
         if self.shape.breakdown and self.shape.variant in ("line", "steps", "cohorts"):
             return "breakdown"
         return self.shape.variant
@@ -101,10 +109,10 @@ class Insight:
 
 @dataclass(eq=False)
 class CacheEntry:
-    """A cached calculation of one insight variant."""
+    """A cached calculation of one insight variant (None: the interval has no staleness threshold)."""
 
     last_refresh: float
-    cache_target_age: float
+    cache_target_age: float | None
     next_allowed: float
     generation: int
     window: synth.Window
@@ -123,6 +131,25 @@ BASE = Variant()
 
 
 @dataclass(eq=False)
+class Read:
+    """One insight's answer on a retrieve or a list page.
+
+    `fields` are the result fields once known; None while a synchronous calculation is due, which
+    the server runs in one of the organisation's slots before the store completes (or refuses) it.
+    """
+
+    insight: Insight
+    variant: Variant
+    client_query_id: str | None
+    fields: dict[str, Any] | None = None
+    computed: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.fields is None
+
+
+@dataclass(eq=False)
 class Job:
     """A background calculation, as PostHog's query status tracks it."""
 
@@ -136,6 +163,8 @@ class Job:
     ready_at: float
     state: str = "running"  # running | complete | error
     end: float | None = None
+    # PostHog keeps a status 20 minutes after it was last stored (enqueued, then finished).
+    expires_at: float = 0.0
     error_message: str | None = None
     results: dict[str, Any] | None = None
 

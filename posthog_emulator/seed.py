@@ -3,17 +3,24 @@
 Only metadata is made here (a few dozen RNG draws per insight), so 10,000 insights seed in well under
 a second; results are synthesised later, on first read. One RNG per project, seeded by the emulator
 seed and the project id, makes every run with the same config identical.
+
+The mix exercises PostHog's rules: kinds cycle evenly; most time series are daily over a relative
+range, some hourly, weekly or monthly (each goes stale after its own threshold), a few cover a fixed
+past range (computed after it ended, so never stale though their cache_target_age has passed); a
+few percent are the less common result kinds, placed at regular positions so that every one of them
+exists in any project of a few hundred insights.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from posthog_emulator import synth
+from posthog_emulator import staleness, synth
 from posthog_emulator.config import EmulatorConfig
-from posthog_emulator.models import CONCURRENCY_ERROR, SHORT_ID_ALPHABET, Ids, Insight, Project
+from posthog_emulator.models import SHORT_ID_ALPHABET, Ids, Insight, Project
 
 TAG_POOL: tuple[str, ...] = ("marketing", "growth", "product", "kpi", "exec", "experiment", "onboarding")
 FIRST_NAMES: tuple[str, ...] = ("Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances")
@@ -30,6 +37,19 @@ VARIANTS: dict[str, tuple[tuple[str, float], ...]] = {
     "SQL": (("viz", 0.5), ("table", 0.5)),
 }
 LEGACY_SHARE = 0.06
+# The less common result kinds, as (kind, variant), in the order their positions cycle through.
+OTHER_VARIANTS: tuple[tuple[str, str], ...] = (
+    ("TRENDS", "calendar_heatmap"),
+    ("TRENDS", "boxplot"),
+    ("RETENTION", "sampled"),
+    ("JSON", "events"),
+    ("JSON", "web_overview"),
+    ("JSON", "web_stats"),
+)
+OTHER_INTERVALS: tuple[str, ...] = ("hour", "week", "month")
+RETENTION_PERIODS: tuple[str, ...] = ("week", "month")
+# Kinds whose query has an interval and a date range.
+TIME_SERIES_KINDS = frozenset({"TRENDS", "STICKINESS", "LIFECYCLE", "FUNNELS", "RETENTION"})
 
 
 def make_user(seed: int, user_id: int) -> dict[str, Any]:
@@ -59,14 +79,51 @@ def _pick_variant(kind: str, rng: random.Random) -> str:
     return choices[-1][0]
 
 
+def _kind_and_variant(config: EmulatorConfig, index: int, rng: random.Random) -> tuple[str, str]:
+    kind = synth.INSIGHT_KINDS[index % len(synth.INSIGHT_KINDS)]
+    variant = _pick_variant(kind, rng)
+    if config.other_kinds_share > 0:
+        step = max(1, round(1 / config.other_kinds_share))
+        if (index + 1) % step == 0:
+            return OTHER_VARIANTS[(index // step) % len(OTHER_VARIANTS)]
+    return kind, variant
+
+
+def _interval(config: EmulatorConfig, kind: str, variant: str, rng: random.Random) -> str:
+    if kind not in TIME_SERIES_KINDS or variant == "calendar_heatmap":
+        return "day"
+    if rng.random() >= config.other_intervals_share:
+        return "day"
+    return rng.choice(RETENTION_PERIODS if kind == "RETENTION" else OTHER_INTERVALS)
+
+
+def _fixed_range(interval: str, points: int, now: float, rng: random.Random) -> dict[str, Any]:
+    """An absolute range that ended 20 to 200 days ago, about `points` intervals long."""
+    date_to = datetime.fromtimestamp(now, UTC).date() - timedelta(days=rng.randint(20, 200))
+    span_days = {"hour": 2, "week": 7 * points, "month": 30 * points}.get(interval, points - 1)
+    date_from = date_to - timedelta(days=max(span_days, 1))
+    return {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+
+
+def _seeded_age(interval: str | None, fresh: bool, rng: random.Random) -> float:
+    """A cached result's age against the insight's own thresholds: fresh (younger than 0.9 of the
+    default threshold), or stale, half of those also past lazy_async's longer threshold."""
+    default = staleness.threshold(interval) or staleness.DEFAULT_THRESHOLDS[None]
+    lazy = staleness.threshold(interval, lazy=True) or staleness.LAZY_THRESHOLDS[None]
+    if fresh:
+        return rng.uniform(0.0, 0.9) * default
+    if rng.random() < 0.5 and lazy > default:
+        return default + rng.uniform(0.05, 0.95) * (lazy - default)
+    return lazy * rng.uniform(1.05, 2.0)
+
+
 def seed_project(
     config: EmulatorConfig, project_id: int, now: float, ids: Ids
 ) -> tuple[Project, list[tuple[Insight, float]]]:
     """A project's dashboards and insights, and the `last_refresh` of each insight that starts with a
-    cached result (fresh: younger than the ttl; stale: 1.05-4 ttl old, half of them past lazy_async's
-    threshold of 2 ttl). Kinds cycle so that they are evenly mixed; broken insights start uncached."""
+    cached result. Broken insights start uncached (their calculations fail); a fixed past range is
+    cached from after its end, with a cache_target_age long passed."""
     rng = random.Random(f"{config.seed}:project:{project_id}")
-    ttl = config.cache_ttl_s
     project = Project(project_id)
     n_dashboards = config.dashboards_per_project or max(3, min(50, config.insights // 40))
     for index in range(n_dashboards):
@@ -84,11 +141,25 @@ def seed_project(
     dashboard_ids = list(project.dashboards)
     cached: list[tuple[Insight, float]] = []
     for index in range(config.insights):
-        kind = synth.INSIGHT_KINDS[index % len(synth.INSIGHT_KINDS)]
-        variant = _pick_variant(kind, rng)
-        legacy = kind != "SQL" and rng.random() < LEGACY_SHARE
-        query = None if legacy else synth.make_query(kind, variant, rng, config.points)
-        filters = synth.make_legacy_filters(kind, variant, rng, config.points) if legacy else {}
+        kind, variant = _kind_and_variant(config, index, rng)
+        interval = _interval(config, kind, variant, rng)
+        classic = (kind, variant) not in OTHER_VARIANTS
+        legacy = classic and kind != "SQL" and rng.random() < LEGACY_SHARE
+        fixed = (
+            not legacy
+            and kind in TIME_SERIES_KINDS
+            and variant != "calendar_heatmap"
+            and rng.random() < config.fixed_range_share
+        )
+        date_range = _fixed_range(interval, config.points, now, rng) if fixed else None
+        query = (
+            None
+            if legacy
+            else synth.make_query(kind, variant, rng, config.points, interval=interval, date_range=date_range)
+        )
+        filters = (
+            synth.make_legacy_filters(kind, variant, rng, config.points, interval=interval) if legacy else {}
+        )
         created_at = now - rng.uniform(2 * 86400, 400 * 86400)
         last_modified_at = created_at + rng.uniform(0, now - created_at - 3600)
         on_dashboards = rng.sample(dashboard_ids, rng.choice((1, 1, 2))) if rng.random() < 0.3 else []
@@ -118,13 +189,16 @@ def seed_project(
         insight.refresh_definition()
         project.add(insight)
         if rng.random() < config.error_share:
-            insight.fails = CONCURRENCY_ERROR if rng.random() < 0.34 else rng.choice(GENERIC_ERRORS)
+            insight.fails = rng.choice(GENERIC_ERRORS)
         draw = rng.random()
-        age_factor = rng.uniform(1.05, 2.0) if rng.random() < 0.5 else rng.uniform(2.0, 4.0)
-        if insight.fails is not None and insight.fails != CONCURRENCY_ERROR:
-            continue  # a broken insight never had a result
-        if draw < config.fresh_share:
-            cached.append((insight, now - rng.uniform(0.0, 0.9) * ttl))
-        elif draw < config.fresh_share + config.stale_share:
-            cached.append((insight, now - age_factor * ttl))
+        if insight.fails is not None or draw >= config.fresh_share + config.stale_share:
+            continue  # a broken insight never had a result; the rest start as cache misses
+        if date_range is not None:
+            ended = datetime.combine(
+                datetime.fromisoformat(date_range["date_to"]).date(), time.max, UTC
+            ).timestamp()
+            cached.append((insight, min(ended + rng.uniform(0.5, 10) * 86400, now - 2 * 86400)))
+            continue
+        age = _seeded_age(insight.shape.interval, draw < config.fresh_share, rng)
+        cached.append((insight, now - age))
     return project, cached

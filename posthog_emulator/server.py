@@ -5,6 +5,10 @@ Two layers. `EmulatorApp` is a plain ASGI wrapper that does what a network and l
 request; it needs raw ASGI because a truncated or dropped response cannot be expressed as a
 Starlette `Response`. Inside it, a Starlette router maps PostHog's paths to small handlers that
 authenticate like PostHog's personal-API-key auth, throttle like DRF, and delegate to the `Store`.
+
+A read that must calculate synchronously is run here, between two store calls: the handler holds
+one of the organisation's slots for the calculation's time (awaiting, so the event loop and the
+store stay free), then has the store complete it; list items are calculated one after another.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from posthog_emulator import errors
+from posthog_emulator.calculations import Calculator
 from posthog_emulator.config import EmulatorConfig
 from posthog_emulator.faults import FaultInjector
-from posthog_emulator.models import str_to_bool
+from posthog_emulator.models import Read, str_to_bool
 from posthog_emulator.stats import Stats
 from posthog_emulator.store import Store
 from posthog_emulator.throttle import SlidingWindowThrottle
@@ -137,10 +142,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
 class Api:
     """PostHog's endpoints over a `Store`."""
 
-    def __init__(self, config: EmulatorConfig, store: Store, throttle: SlidingWindowThrottle | None) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        store: Store,
+        throttle: SlidingWindowThrottle | None,
+        calculator: Calculator,
+    ) -> None:
         self.config = config
         self.store = store
         self.throttle = throttle
+        self.calculator = calculator
 
     # -- request preamble ------------------------------------------------------------------------------
 
@@ -190,6 +202,25 @@ class Api:
         if computed:
             request.scope.setdefault("emulator", {})["computed"] = True
 
+    async def _calculate(self, reads: list[Read]) -> bool:
+        """Run the pending reads' calculations one after another, each in a slot of its own; True if
+        any computed. A refusal or failure without client_query_id raises the store's 500."""
+        computed = False
+        for read in reads:
+            if not read.pending:
+                continue
+            async with self.calculator.slot() as granted:
+                if not granted:
+                    self.store.refuse(read)
+                    continue
+                ok = False
+                try:
+                    ok = self.store.complete(read)
+                finally:
+                    self.calculator.stats.calculation_ended(ok=ok)
+                computed = computed or ok
+        return computed
+
     # -- insights ----------------------------------------------------------------------------------------
 
     async def insights(self, request: Request, project_id: int) -> Response:
@@ -200,7 +231,12 @@ class Api:
         limit = _positive_int(params.get("limit"), default=100, strict=True)
         offset = _positive_int(params.get("offset"), default=0, strict=False)
         basic = str_to_bool(params.get("basic", "0"))
-        count, items = self.store.list_insights(project_id, params, basic=basic, offset=offset, limit=limit)
+        count, reads, items = self.store.begin_list(
+            project_id, params, basic=basic, offset=offset, limit=limit
+        )
+        if reads:
+            self._mark_computed(request, await self._calculate(reads))
+            items = self.store.represent(reads)
         url = absolute_url(request)
         next_url = None
         if offset + limit < count:
@@ -217,12 +253,13 @@ class Api:
     async def insight(self, request: Request, project_id: int) -> Response:
         ident = request.path_params["ident"]
         if request.method == "DELETE":
-            raise errors.method_not_allowed("DELETE")  # PostHog's ForbidDestroyModel: soft delete via PATCH
+            # PostHog's ForbidDestroyModel: 405 with an empty body; deletion is PATCH {"deleted": true}.
+            return Response(status_code=405)
         if request.method in ("PATCH", "PUT"):
             body = await _json_body(request)
             return json_response(self.store.update(project_id, ident, body))
         params = request.query_params
-        representation, computed = self.store.retrieve(
+        read = self.store.begin_retrieve(
             project_id,
             ident,
             refresh=params.get("refresh"),
@@ -231,8 +268,8 @@ class Api:
             variables_override=params.get("variables_override"),
             client_query_id=params.get("client_query_id"),
         )
-        self._mark_computed(request, computed)
-        return json_response(representation)
+        self._mark_computed(request, await self._calculate([read]))
+        return json_response(self.store.represent([read])[0])
 
     def _activity_page(self, request: Request, project_id: int, ident: str | None) -> Response:
         values: dict[str, int] = {}
@@ -303,10 +340,16 @@ class Api:
                 filters[key] = _maybe_json(value)
             if request.method == "POST":
                 filters |= await _json_body(request)
-            payload, computed = self.store.legacy_compute(
-                project_id, endpoint, filters, request.query_params.get("refresh")
-            )
-            self._mark_computed(request, computed)
+            read = self.store.legacy_begin(project_id, endpoint, filters, request.query_params.get("refresh"))
+            if not read.pending:
+                return json_response(self.store.legacy_finish(read))
+            async with self.calculator.slot() as granted:
+                if not granted:
+                    # Nothing in the legacy endpoints catches ConcurrencyLimitExceeded: Django's 500.
+                    raise errors.server_error()
+                payload = self.store.legacy_finish(read)
+                self.calculator.stats.calculation_ended(ok=True)
+            self._mark_computed(request, True)
             return json_response(payload)
 
         return handler
@@ -318,8 +361,7 @@ class Api:
             raise errors.permission_denied("API key missing required scope 'query:read'")
         query_id = request.path_params["query_id"]
         if request.method == "DELETE":
-            self.store.cancel(project_id, query_id)
-            return Response(status_code=204)
+            return json_response({"message": self.store.cancel(project_id, query_id)})
         show_progress = "true" in (
             request.query_params.get("show_progress"),
             request.query_params.get("showProgress"),
@@ -355,7 +397,9 @@ async def _health(request: Request) -> Response:
 
 def build_routes(api: Api, stats: Stats) -> list[BaseRoute]:
     """PostHog's routes under both `/api/projects/{id}/` and `/api/environments/{id}/`, each with and
-    without the trailing slash (PostHog's routers accept both)."""
+    without the trailing slash (PostHog's routers accept both). Throttled routes share the insights
+    bucket: every action of the insights viewset, and the query-status poll and cancel (throttled
+    with the same classes); sharing is a viewset of its own, with other limits, not emulated."""
     prefix = "/api/{scope}/{project_id:int}"
     get, post = frozenset({"GET"}), frozenset({"POST"})
     table: list[tuple[str, Handler, frozenset[str], bool]] = [
@@ -373,7 +417,7 @@ def build_routes(api: Api, stats: Stats) -> list[BaseRoute]:
         ("/insights/{ident}/activity", api.insight_activity, get, True),
         ("/insights/{ident}/sharing", api.sharing, frozenset({"GET", "PATCH"}), False),
         ("/insights/{ident}/viewed", api.viewed_one, post, True),
-        ("/query/{query_id}", api.query, frozenset({"GET", "DELETE"}), False),
+        ("/query/{query_id}", api.query, frozenset({"GET", "DELETE"}), True),
     ]
     routes: list[BaseRoute] = []
     all_methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
@@ -412,7 +456,7 @@ class EmulatorApp:
         self.stats = stats
         self.faults = faults
         self.latency_s = config.latency_ms / 1000.0
-        api = Api(config, store, throttle)
+        api = Api(config, store, throttle, Calculator(store.slots, config.calc_ms / 1000.0, stats))
         self.inner = Starlette(
             routes=build_routes(api, stats),
             exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},

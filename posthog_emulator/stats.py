@@ -1,9 +1,10 @@
 """Introspection counters: what the client under test actually did to the server.
 
 Tests of a client assert on these ("a force_cache run spent only list requests", "no 429 was
-provoked", "never more than 8 requests in flight", "the key never travelled in a URL"). Requests are
-counted as they finish; the server thread writes, test threads read snapshots, so every access holds
-one lock.
+provoked", "never more than 8 requests in flight", "the key never travelled in a URL", "the blocking
+page ran 3 calculations and never more than 4 at once"). Requests are counted as they finish,
+calculations as they end; the server thread writes, test threads read snapshots, so every access
+holds one lock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class StatsSnapshot:
     counted *in addition* for every request that ran a synchronous calculation (a retrieve that
     computed, a legacy compute endpoint). `throttled` is the number of 429 answers. `key_in_query`
     counts requests that carried the API key in the query string (a client must never do that).
+
+    Synchronous calculations (the organisation's concurrency slots): `calculations` counts those
+    that produced a result (one per computed list item, retrieve or legacy compute),
+    `calculation_errors` those that ran and failed, `concurrency_refused` the calculations the limit
+    refused (`concurrency_limit_exceeded` answers, and their 500s without client_query_id), and
+    `max_slots_in_use` the most of this emulator's own slots held at once (the organisation's
+    background calculations not included).
     Item access (`snapshot["total"]`) works too, for callers that prefer a dict.
     """
 
@@ -35,6 +43,10 @@ class StatsSnapshot:
     in_flight: int = 0
     key_in_query: int = 0
     faults: dict[str, int] = field(default_factory=dict)
+    calculations: int = 0
+    calculation_errors: int = 0
+    concurrency_refused: int = 0
+    max_slots_in_use: int = 0
 
     def kind(self, name: str) -> int:
         return self.by_kind.get(name, 0)
@@ -52,6 +64,10 @@ class StatsSnapshot:
             "in_flight": self.in_flight,
             "key_in_query": self.key_in_query,
             "faults": dict(self.faults),
+            "calculations": self.calculations,
+            "calculation_errors": self.calculation_errors,
+            "concurrency_refused": self.concurrency_refused,
+            "max_slots_in_use": self.max_slots_in_use,
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -74,6 +90,10 @@ class Stats:
         self._max_in_flight = 0
         self._key_in_query = 0
         self._faults: Counter[str] = Counter()
+        self._calculations = 0
+        self._calculation_errors = 0
+        self._refused = 0
+        self._max_slots = 0
 
     def begin(self) -> None:
         with self._lock:
@@ -95,6 +115,22 @@ class Stats:
             if fault is not None:
                 self._faults[fault] += 1
 
+    def slots_taken(self, in_use: int) -> None:
+        """A calculation took a slot; `in_use` is our slots held now, that one included."""
+        with self._lock:
+            self._max_slots = max(self._max_slots, in_use)
+
+    def calculation_refused(self) -> None:
+        with self._lock:
+            self._refused += 1
+
+    def calculation_ended(self, *, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._calculations += 1
+            else:
+                self._calculation_errors += 1
+
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             return StatsSnapshot(
@@ -106,6 +142,10 @@ class Stats:
                 in_flight=self._in_flight,
                 key_in_query=self._key_in_query,
                 faults=dict(self._faults),
+                calculations=self._calculations,
+                calculation_errors=self._calculation_errors,
+                concurrency_refused=self._refused,
+                max_slots_in_use=self._max_slots,
             )
 
     def reset(self) -> None:
@@ -113,5 +153,4 @@ class Stats:
         with self._lock:
             in_flight = self._in_flight
             self._reset_locked()
-            self._in_flight = in_flight
-            self._max_in_flight = in_flight
+            self._in_flight = self._max_in_flight = in_flight

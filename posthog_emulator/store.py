@@ -5,19 +5,22 @@ thread and test threads (through the hooks at the bottom) always see a consisten
 speaks Python, not HTTP: it returns the dicts PostHog would serialise and raises `ApiError` for
 PostHog's error answers; `server.py` only moves them over the wire.
 
-Cache model (API-FACTS "Retrieve and refresh"): each insight has one cache entry per *variant* (the
-plain insight, or one `from_dashboard` / `filters_override` / `variables_override` combination). An
-entry is fresh until its `cache_target_age` (last_refresh + ttl), stale after, and "lazily stale"
-(old enough for `lazy_async` to recompute) after twice the ttl. Results are synthesised lazily from
-(seed, insight id, variant, window, generation) and kept, serialised, in a bounded LRU, so start-up
-stays cheap at any size and each compute (a new generation) changes the numbers.
+Cache model (docs/posthog-api.md "Retrieve and refresh", "Staleness"): each insight has one cache
+entry per *variant* (the plain insight, or one `from_dashboard` / `filters_override` /
+`variables_override` combination). An entry goes stale after its interval's threshold
+(`staleness.py`), and "lazily stale" (old enough for `lazy_async` to start a job) after the longer
+lazy threshold. Results are synthesised lazily from (seed, insight id, variant, window, generation)
+and kept, serialised, in a bounded LRU, so start-up stays cheap at any size and each compute (a new
+generation) changes the numbers.
 
-Failures: `fails` is a message. A message starting with `concurrency_limit_exceeded` fails only
-calculations (a cached result is still served), like ClickHouse's concurrency limit; any other
-message marks a broken insight whose every synchronous answer is an error (result null,
-`query_status.error` true), including the list's force_cache view; async jobs of either kind end in
-error (the status endpoint answers 400). `fails_validation` makes calculations raise PostHog's 400
-`validation_error` instead (a HogQL error).
+Synchronous calculations happen in two steps, so that their wall time is spent outside the lock:
+`begin_retrieve` / `begin_list` resolve each read and leave the ones that must calculate pending;
+the server holds one of the organisation's slots (`calculations.py`) for each, then calls
+`complete` (or `refuse`, when the limit said no). Failures are calculation errors: `fails` (a
+message, see `set_fails`) makes a synchronous calculation answer PostHog's error result (200,
+`query_status.error`, or a 500 without `client_query_id`) and an async job end in error;
+`fails_validation` makes it a 400 `validation_error` (a HogQL error) before any slot is taken. A read
+that does not calculate (force_cache, a fresh hit) never meets the failure.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import timedelta
@@ -33,8 +35,10 @@ from typing import Any
 
 import orjson
 
-from posthog_emulator import activity, errors, listing, serialize, synth
+from posthog_emulator import activity, errors, jobs, legacy, listing, serialize, staleness, synth
+from posthog_emulator.calculations import Slots
 from posthog_emulator.config import EmulatorConfig
+from posthog_emulator.legacy import LegacyRead
 from posthog_emulator.models import (
     BASE,
     CACHE_STATES,
@@ -45,6 +49,7 @@ from posthog_emulator.models import (
     Insight,
     Job,
     Project,
+    Read,
     Variant,
     parse_refresh,
 )
@@ -54,7 +59,9 @@ from posthog_emulator.timeutil import Clock, iso, parse_date, utc_date
 # Fields whose change moves last_modified_at (PostHog's MATERIAL_INSIGHT_FIELDS).
 MATERIAL_FIELDS: frozenset[str] = frozenset({"name", "description", "filters", "query", "tags"})
 # Query parameters of the list that do not filter or order.
-_NON_FILTER_PARAMS = frozenset({"limit", "offset", "basic", "refresh", "personal_api_key", "format"})
+_NON_FILTER_PARAMS = frozenset(
+    {"limit", "offset", "basic", "refresh", "client_query_id", "personal_api_key", "format"}
+)
 UPDATABLE_FIELDS: tuple[str, ...] = (
     "name",
     "derived_name",
@@ -81,8 +88,9 @@ class Store:
         self._forbidden = frozenset(config.forbidden_projects) - frozenset(config.projects)
         self._cache: dict[tuple[int, int, str], CacheEntry] = {}
         self._generations: dict[tuple[int, int, str], int] = {}
-        self._jobs: dict[str, Job] = {}
-        self._job_by_key: dict[tuple[int, int, str], str] = {}
+        self._jobs = jobs.Jobs()
+        # The organisation's synchronous calculation slots (the server holds them, see calculations.py).
+        self.slots = Slots(config.org_concurrency, config.background_calcs)
         self._legacy_cache: dict[tuple[int, str], CacheEntry] = {}
         self._viewed: dict[int, dict[int, float]] = {}
         self._lru: OrderedDict[tuple[Any, ...], tuple[synth.Computed, bytes]] = OrderedDict()
@@ -169,10 +177,9 @@ class Store:
         return synth.Window(start, end)
 
     def _put_entry(self, insight: Insight, variant: Variant, at: float, *, generation: int) -> CacheEntry:
-        ttl = self.config.cache_ttl_s
         entry = CacheEntry(
             last_refresh=at,
-            cache_target_age=at + ttl,
+            cache_target_age=staleness.cache_target_age(insight.shape.interval, at),
             next_allowed=at + self.config.client_refresh_s,
             generation=generation,
             window=self._window(insight, variant, at),
@@ -258,24 +265,28 @@ class Store:
         }
 
     def _error_fields(
-        self, insight: Insight, variant: Variant, client_query_id: str | None
+        self, insight: Insight, variant: Variant, client_query_id: str | None, message: str
     ) -> dict[str, Any]:
-        """PostHog's answer when a calculation raises: 200, result null, query_status.error true."""
-        message = insight.fails or "error"
-        concurrency = message.startswith(CONCURRENCY_ERROR)
+        """PostHog's answer when a calculation raises: 200, result null, query_status.error true,
+        whose id is the request's client_query_id. `QueryStatus.id` is a required string, so without
+        one the serializer itself fails: a 500 (the whole page, on a list)."""
+        if client_query_id is None:
+            raise errors.server_error()
+        concurrency = message == CONCURRENCY_ERROR
         fields = self._miss_fields(insight, variant, None)
         fields |= {
+            # ConcurrencyLimitExceeded answers last_refresh now; any other exception None.
             "last_refresh": iso(self.clock()) if concurrency else None,
             "timezone": self.config.timezone,
             "filters_hash": None,
             "query_status": {
-                "id": client_query_id or self.cache_key_string(insight, variant),
+                "id": client_query_id,
                 "team_id": insight.project_id,
                 "insight_id": insight.id,
                 "dashboard_id": variant.dashboard_id,
                 "complete": False,
                 "error": True,
-                "error_message": CONCURRENCY_ERROR if concurrency else message,
+                "error_message": message,
                 "results": None,
                 "start_time": None,
                 "end_time": None,
@@ -289,113 +300,115 @@ class Store:
         }
         return fields
 
-    def _state(self, entry: CacheEntry | None, now: float) -> str:
+    def _state(self, insight: Insight, variant: Variant, entry: CacheEntry | None, now: float) -> str:
+        """fresh / stale / very_stale / missing, by PostHog's rules. The window's end is the query's
+        as it resolves now (a relative range moves, a fixed one does not), as the query runner does."""
         if entry is None:
-            return "missing"
-        if now < entry.cache_target_age:
-            return "fresh"
-        if now - entry.last_refresh >= 2 * self.config.cache_ttl_s:
-            return "very_stale"
-        return "stale"
+            return staleness.MISSING
+        return staleness.state(
+            now=now,
+            last_refresh=entry.last_refresh,
+            date_to=self._window(insight, variant, now).end_timestamp(),
+            interval=insight.shape.interval,
+            invalidation=self.config.stale_invalidation,
+        )
 
     def _resolve(
         self, insight: Insight, variant: Variant, mode: str, client_query_id: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """The result fields of one read under `mode`; the bool tells whether it computed synchronously.
-
-        This is API-FACTS' refresh table, row by row.
-        """
+    ) -> dict[str, Any] | None:
+        """The result fields of one read under `mode`, or None when it must calculate synchronously
+        (the caller then holds a slot and calls `complete`). This is the doc's refresh table, row by
+        row; a HogQL error (fails_validation) is raised here, before any slot is taken."""
         key = (insight.project_id, insight.id, variant.key)
         self._settle_key(key)
         now = self.clock()
         entry = self._cache.get(key)
-        state = self._state(entry, now)
-        broken = (
-            insight.fails is not None
-            and not insight.fails_validation
-            and not insight.fails.startswith(CONCURRENCY_ERROR)
-        )
 
-        def cached(status: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+        def cached(status: dict[str, Any] | None = None) -> dict[str, Any]:
             assert entry is not None
-            return self._cached_fields(insight, variant, entry, is_cached=True, status=status), False
+            return self._cached_fields(insight, variant, entry, is_cached=True, status=status)
 
-        def compute() -> tuple[dict[str, Any], bool]:
+        def calculate() -> dict[str, Any] | None:
             if insight.fails_validation:
                 raise errors.validation(
                     insight.fails or "Query validation failed.", code="query_validation_error"
                 )
-            if insight.fails is not None:
-                return self._error_fields(insight, variant, client_query_id), False
-            fresh_entry = self._compute_entry(insight, variant, now)
-            return self._cached_fields(insight, variant, fresh_entry, is_cached=False, status=None), True
+            return None  # pending: the caller calculates in a slot
 
         def with_job() -> dict[str, Any]:
-            return self._job_status(self._start_job(insight, variant, client_query_id), show_progress=False)
+            return self._job_status(self._start_job(insight, variant), show_progress=False)
 
         def running_job() -> dict[str, Any] | None:
-            job_id = self._job_by_key.get(key)
-            job = self._jobs.get(job_id) if job_id else None
+            job = self._jobs.for_key(key, now)
             if job is None or job.state != "running":
                 return None
             return self._job_status(job, show_progress=False)
 
-        if broken and mode in ("force_cache", "blocking", "force_blocking"):
-            return self._error_fields(insight, variant, client_query_id), False
         if mode == "force_cache":
-            return (
-                cached() if entry is not None else (self._miss_fields(insight, variant, running_job()), False)
-            )
+            return cached() if entry is not None else self._miss_fields(insight, variant, running_job())
         if mode == "force_blocking":
-            return compute()
+            return calculate()
         if mode == "force_async":
-            return self._miss_fields(insight, variant, with_job()), False
-        if state == "fresh":
-            return cached()
+            return self._miss_fields(insight, variant, with_job())
+        state = self._state(insight, variant, entry, now)  # only the modes below depend on it
+        if state == staleness.FRESH:
+            return cached(running_job())
         if mode == "blocking":
-            return compute()
+            return calculate()
         if mode == "async":
             return (
-                cached(with_job())
-                if entry is not None
-                else (self._miss_fields(insight, variant, with_job()), False)
+                cached(with_job()) if entry is not None else self._miss_fields(insight, variant, with_job())
             )
-        if mode == "async_except_on_cache_miss":
-            return cached(with_job()) if entry is not None else compute()
         if mode == "lazy_async":
             if entry is None:
-                return self._miss_fields(insight, variant, with_job()), False
-            return cached(with_job()) if state == "very_stale" else cached()
+                return self._miss_fields(insight, variant, with_job())
+            return cached(with_job()) if state == staleness.VERY_STALE else cached(running_job())
         raise AssertionError(f"unknown refresh mode {mode}")
+
+    def _peek(self, insight: Insight, variant: Variant = BASE) -> dict[str, Any]:
+        """The force_cache view (which never calculates)."""
+        fields = self._resolve(insight, variant, "force_cache", None)
+        assert fields is not None
+        return fields
+
+    def complete(self, read: Read) -> bool:
+        """Finish a pending read's calculation (its slot held for the calculation's time): write the
+        cache and answer is_cached false, or answer the insight's failure. True when it computed."""
+        with self._lock:
+            insight, variant = read.insight, read.variant
+            if insight.fails is not None:
+                read.fields = self._error_fields(insight, variant, read.client_query_id, insight.fails)
+                return False
+            entry = self._compute_entry(insight, variant, self.clock())
+            read.fields = self._cached_fields(insight, variant, entry, is_cached=False, status=None)
+            read.computed = True
+            return True
+
+    def refuse(self, read: Read) -> None:
+        """The organisation's limit refused a pending read's calculation: nothing is cached or queued;
+        the answer is concurrency_limit_exceeded (or a 500 without client_query_id)."""
+        with self._lock:
+            read.fields = self._error_fields(
+                read.insight, read.variant, read.client_query_id, CONCURRENCY_ERROR
+            )
 
     # ----------------------------------------------------------------------------------------------
     # Async jobs
     # ----------------------------------------------------------------------------------------------
 
-    def _start_job(self, insight: Insight, variant: Variant, client_query_id: str | None) -> Job:
+    def _start_job(self, insight: Insight, variant: Variant) -> Job:
         key = (insight.project_id, insight.id, variant.key)
-        job_id = client_query_id or self.cache_key_string(insight, variant)
-        existing = self._jobs.get(job_id)
-        if existing is not None and existing.state == "running" and existing.cache_key == key:
-            return existing  # PostHog uses the cache key as query id to avoid duplicate calculations
-        now = self.clock()
-        job = Job(
-            id=job_id,
-            project_id=insight.project_id,
-            insight_id=insight.id,
-            cache_key=key,
-            variant=variant,
-            task_id=str(uuid.UUID(int=random.Random(f"{job_id}:{now}").getrandbits(128), version=4)),
-            start=now,
-            ready_at=now + self.config.async_delay_s,
+        return self._jobs.start(
+            insight,
+            variant,
+            key,
+            self.cache_key_string(insight, variant),
+            self.clock(),
+            self.config.async_delay_s,
         )
-        self._jobs[job_id] = job
-        self._job_by_key[key] = job_id
-        return job
 
     def _settle_key(self, key: tuple[int, int, str]) -> None:
-        job_id = self._job_by_key.get(key)
-        job = self._jobs.get(job_id) if job_id else None
+        job = self._jobs.for_key(key, self.clock())
         if job is not None:
             self._settle(job)
 
@@ -403,17 +416,9 @@ class Store:
         """Finish a job whose time has come: write the cache (or record the failure)."""
         if job.state != "running" or self.clock() < job.ready_at:
             return
-        project = self._projects[job.project_id]
-        insight = project.insights.get(job.insight_id)
-        job.end = job.ready_at
-        if insight is None:
-            job.state, job.error_message = "error", "Insight not found"
-            return
-        if insight.fails is not None:
-            job.state = "error"
-            job.error_message = (
-                CONCURRENCY_ERROR if insight.fails.startswith(CONCURRENCY_ERROR) else insight.fails
-            )
+        insight = self._projects[job.project_id].insights.get(job.insight_id)
+        if insight is None or insight.fails is not None:
+            jobs.finished(job, error=insight.fails if insight else "Insight not found", results=None)
             return
         entry = self._compute_entry(insight, job.variant, job.ready_at)
         fields = self._cached_fields(insight, job.variant, entry, is_cached=False, status=None)
@@ -421,61 +426,38 @@ class Store:
         # so that a retrieve-shaped reader finds it too.
         fields["results"] = fields["result"]
         fields["cache_key"] = fields["filters_hash"]
-        job.results = fields
-        job.state = "complete"
+        jobs.finished(job, error=None, results=fields)
 
     def _job_status(self, job: Job, *, show_progress: bool) -> dict[str, Any]:
         self._settle(job)
-        progress = None
-        if show_progress and job.state == "running":
-            span = max(job.ready_at - job.start, 1e-6)
-            done = min(1.0, max(0.0, (self.clock() - job.start) / span))
-            progress = {
-                "bytes_read": int(done * 5_000_000),
-                "rows_read": int(done * 100_000),
-                "estimated_rows_total": 100_000,
-                "time_elapsed": round(done * span, 3),
-                "active_cpu_time": int(done * span * 1_000_000),
-            }
-        return {
-            "id": job.id,
-            "team_id": job.project_id,
-            "insight_id": job.insight_id,
-            "dashboard_id": job.variant.dashboard_id,
-            "complete": job.state != "running",
-            "error": job.state == "error",
-            "error_message": job.error_message,
-            "results": job.results,
-            "start_time": iso(job.start),
-            "pickup_time": iso(job.start),
-            "end_time": iso(job.end),
-            "expiration_time": iso(job.start + self.config.async_delay_s + 86400),
-            "query_async": True,
-            "query_progress": progress,
-            "task_id": job.task_id,
-            "labels": None,
-        }
+        return jobs.status(job, self.clock(), show_progress=show_progress)
 
     def query_status(self, project_id: int, query_id: str, *, show_progress: bool = False) -> dict[str, Any]:
-        """The status endpoint's `query_status` (the server maps it to 202 / 200 / 400 / 500)."""
+        """The status endpoint's `query_status` (the server maps it to 202 / 200 / 400 / 500); 404 for
+        an unknown id or a status past its expiration_time."""
         with self._lock:
             self.check_project(project_id)
-            job = self._jobs.get(query_id)
+            job = self._jobs.get(query_id, self.clock())
+            if job is not None:
+                self._settle(job)
+                job = self._jobs.get(query_id, self.clock())  # finishing may be long past: expired
             if job is None or job.project_id != project_id:
                 raise errors.not_found("Query not found.")
             return self._job_status(job, show_progress=show_progress)
 
-    def cancel(self, project_id: int, query_id: str) -> bool:
-        """Cancel a job; PostHog forgets its status (a later poll is 404). Unknown ids are no error."""
+    def cancel(self, project_id: int, query_id: str) -> str:
+        """PostHog's `cancel_query`: a finished query keeps its status ("Query already complete"); a
+        running one is cancelled and forgotten (a later poll is 404); an unknown id is no error."""
         with self._lock:
             self.check_project(project_id)
-            job = self._jobs.get(query_id)
+            job = self._jobs.get(query_id, self.clock())
             if job is None or job.project_id != project_id:
-                return False
-            del self._jobs[query_id]
-            if self._job_by_key.get(job.cache_key) == query_id:
-                del self._job_by_key[job.cache_key]
-            return True
+                return jobs.CANCELLED
+            self._settle(job)
+            if job.state != "running":
+                return jobs.ALREADY_COMPLETE
+            self._jobs.forget(job)
+            return jobs.CANCELLED
 
     # ----------------------------------------------------------------------------------------------
     # Representations
@@ -517,21 +499,46 @@ class Store:
         self._metadata_version += 1
         self._list_memo.clear()
 
-    def list_insights(
+    def begin_list(
         self, project_id: int, params: Mapping[str, str], *, basic: bool, offset: int, limit: int
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """One page of the list: (count, items). Items carry their force_cache result unless basic."""
+    ) -> tuple[int, list[Read], list[dict[str, Any]]]:
+        """One page of the list: (count, reads, basic items). Without `basic` every item is read
+        through `_resolve` under the request's `refresh`, exactly as a retrieve of it would be
+        (force_cache without one); the pending reads must be computed, in page order, and the page
+        then built with `represent`. `basic` gives metadata only and never computes."""
         with self._lock:
             project = self.check_project(project_id)
             ordered = self._ordered_insights(project, params)
             page = ordered[offset : offset + limit]
             if basic:
-                return len(ordered), [self._basic(insight) for insight in page]
-            items = []
+                return len(ordered), [], [self._basic(insight) for insight in page]
+            mode = parse_refresh(params.get("refresh"))
+            client_query_id = params.get("client_query_id")
+            reads = []
             for insight in page:
-                fields, _ = self._resolve(insight, BASE, "force_cache", None)
-                items.append(self._full(insight, fields))
-            return len(ordered), items
+                read = Read(insight, BASE, client_query_id)
+                read.fields = self._resolve(insight, BASE, mode, client_query_id)
+                reads.append(read)
+            return len(ordered), reads, []
+
+    def represent(self, reads: list[Read]) -> list[dict[str, Any]]:
+        """The InsightSerializer representation of finished reads."""
+        with self._lock:
+            out = []
+            for read in reads:
+                assert read.fields is not None, "a pending read was not completed"
+                out.append(self._full(read.insight, read.fields, read.variant))
+            return out
+
+    def list_insights(
+        self, project_id: int, params: Mapping[str, str], *, basic: bool, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """A hook: one page as the list shows it without `refresh` (force_cache, never computes)."""
+        quiet = {key: value for key, value in params.items() if key != "refresh"}
+        count, reads, basic_items = self.begin_list(
+            project_id, quiet, basic=basic, offset=offset, limit=limit
+        )
+        return count, basic_items if basic else self.represent(reads)
 
     # ----------------------------------------------------------------------------------------------
     # Retrieve
@@ -572,7 +579,7 @@ class Store:
             return BASE
         return Variant("|".join(parts), dashboard_id, filters)
 
-    def retrieve(
+    def begin_retrieve(
         self,
         project_id: int,
         ident: str,
@@ -582,14 +589,15 @@ class Store:
         filters_override: str | None = None,
         variables_override: str | None = None,
         client_query_id: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """GET .../insights/{id}/: (representation, whether it computed synchronously)."""
+    ) -> Read:
+        """GET .../insights/{id}/: the read, pending if it must calculate (see `begin_list`)."""
         with self._lock:
             project = self.check_project(project_id)
             insight = self._get(project, ident)
             variant = self._variant(project, insight, from_dashboard, filters_override, variables_override)
-            fields, computed = self._resolve(insight, variant, parse_refresh(refresh), client_query_id)
-            return self._full(insight, fields, variant), computed
+            read = Read(insight, variant, client_query_id)
+            read.fields = self._resolve(insight, variant, parse_refresh(refresh), client_query_id)
+            return read
 
     # ----------------------------------------------------------------------------------------------
     # Create, update, activity, sharing, views
@@ -692,8 +700,7 @@ class Store:
             self._viewed.setdefault(project_id, {})[insight.id] = now
             insight.last_viewed_at = now
             self._log(project, insight, "created", None)
-            fields, _ = self._resolve(insight, BASE, "force_cache", None)
-            return self._full(insight, fields)
+            return self._full(insight, self._peek(insight))
 
     def update(self, project_id: int, ident: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PATCH: changes are logged with before/after; `deleted: true` soft-deletes, false restores."""
@@ -732,8 +739,7 @@ class Store:
             if "deleted" in changed_fields:
                 action = "deleted" if insight.deleted else "restored"
             self._log(project, insight, action, changes)
-            fields, _ = self._resolve(insight, BASE, "force_cache", None)
-            return self._full(insight, fields)
+            return self._full(insight, self._peek(insight))
 
     def activity(
         self, project_id: int, ident: str | None, *, limit: int, page: int
@@ -807,80 +813,56 @@ class Store:
                     break
             return out
 
-    def legacy_compute(
+    def legacy_begin(
         self, project_id: int, endpoint: str, filters: dict[str, Any], refresh: str | None
-    ) -> tuple[dict[str, Any], bool]:
-        """The legacy `POST .../insights/{trend,funnel,retention,path}/` and `funnel/correlation/`.
-
-        They run the filters as a query in a blocking mode (recent cache, else compute); the answer
-        is `{result, timezone, is_cached, last_refresh, timings}` (+ `next` for trends).
-        """
-        kind = {"trend": "TRENDS", "funnel": "FUNNELS", "retention": "RETENTION", "path": "PATHS"}.get(
-            endpoint
-        )
+    ) -> LegacyRead:
+        """A legacy compute request: pending unless a recent cache answers it. Any refresh mode is
+        blocking there (they never supported async): a fresh cache answers, else it calculates."""
         with self._lock:
             self.check_project(project_id)
-            if kind is None:  # funnel/correlation
-                kind = "FUNNELS"
-            if endpoint == "trend":
-                # The trend endpoint also serves stickiness and lifecycle filters.
-                asked = str(filters.get("insight") or "TRENDS").upper()
-                kind = asked if asked in ("TRENDS", "STICKINESS", "LIFECYCLE") else "TRENDS"
-            legacy_filters = {**filters, "insight": kind}
-            canonical = orjson.dumps(legacy_filters, option=orjson.OPT_SORT_KEYS).decode()
-            transient = Insight(
-                id=0,
-                short_id="",
-                project_id=project_id,
-                name=None,
-                derived_name=None,
-                description=None,
-                query=None,
-                filters=legacy_filters,
-                saved=False,
-                favorited=False,
-                tags=[],
-                dashboards=[],
-                order=None,
-                created_at=0.0,
-                created_by=1,
-                last_modified_at=0.0,
-                last_modified_by=1,
-                updated_at=0.0,
-            )
-            transient.refresh_definition()
-            variant = Variant(f"legacy={endpoint}:{canonical}", None, legacy_filters)
-            now = self.clock()
+            transient, variant, canonical = legacy.transient_insight(project_id, endpoint, filters)
             cache_key = (project_id, canonical + endpoint)
             entry = self._legacy_cache.get(cache_key)
             mode = parse_refresh(refresh) if refresh is not None else "blocking"
-            computed = entry is None or mode == "force_blocking" or now >= entry.cache_target_age
-            if computed:
-                generation = (entry.generation + 1) if entry is not None else 1
+            now = self.clock()
+            pending = (
+                entry is None
+                or mode == "force_blocking"
+                or self._state(transient, variant, entry, now) != staleness.FRESH
+            )
+            return LegacyRead(project_id, endpoint, transient, variant, cache_key, pending)
+
+    def legacy_finish(self, read: LegacyRead) -> dict[str, Any]:
+        """The legacy answer, `{result, timezone, is_cached, last_refresh, timings}` (+ `next` for
+        trends), after the calculation if the read was pending (its slot held by the caller)."""
+        with self._lock:
+            transient, variant = read.insight, read.variant
+            entry = self._legacy_cache.get(read.cache_key)
+            if read.pending or entry is None:
+                now = self.clock()
                 entry = CacheEntry(
                     last_refresh=now,
-                    cache_target_age=now + self.config.cache_ttl_s,
+                    cache_target_age=staleness.cache_target_age(transient.shape.interval, now),
                     next_allowed=now + self.config.client_refresh_s,
-                    generation=generation,
+                    generation=(entry.generation + 1) if entry is not None else 1,
                     window=self._window(transient, variant, now),
                 )
-                self._legacy_cache[cache_key] = entry
-            assert entry is not None
+                self._legacy_cache[read.cache_key] = entry
             rng = synth.rng_for(self.config.seed, "legacy", variant.key, entry.window.key(), entry.generation)
-            if endpoint == "funnel/correlation":
-                result: Any = _correlation(rng)
+            if read.endpoint == "funnel/correlation":
+                result: Any = legacy.correlation(rng)
             else:
                 result = synth.synthesize(transient.shape, entry.window, self.config.points, rng).result
             payload: dict[str, Any] = {
                 "result": result,
                 "timezone": self.config.timezone,
-                "is_cached": not computed,
+                "is_cached": not read.pending,
                 "last_refresh": iso(entry.last_refresh),
                 "timings": [],
             }
-            if endpoint == "trend":
+            if read.endpoint == "trend":
                 payload["next"] = None
-            return payload, computed
+            return payload
 
     # ----------------------------------------------------------------------------------------------
     # Test hooks
@@ -908,52 +890,70 @@ class Store:
 
     def insight(self, project_id: int, id_or_short_id: int | str) -> dict[str, Any]:
         """The insight as a force_cache retrieve shows it (soft-deleted ones too), as plain JSON data,
-        plus an `_emulator` entry with the cache state, compute generation and failure."""
+        plus an `_emulator` entry: cache state, compute generation, failure, kind, variant, interval
+        and whether its date range is fixed."""
         with self._lock:
             project = self.check_project(project_id)
             insight = self._get(project, id_or_short_id, include_deleted=True)
-            fields, _ = self._resolve(insight, BASE, "force_cache", None)
-            data: dict[str, Any] = orjson.loads(orjson.dumps(self._full(insight, fields)))
+            data: dict[str, Any] = orjson.loads(orjson.dumps(self._full(insight, self._peek(insight))))
             key = (project_id, insight.id, "")
+            entry = self._cache.get(key)
             data["_emulator"] = {
-                "cache_state": self._state(self._cache.get(key), self.clock()),
-                "generation": self._cache[key].generation if key in self._cache else None,
+                "cache_state": self._state(insight, BASE, entry, self.clock()),
+                "generation": entry.generation if entry is not None else None,
                 "computes": self._generations.get(key, 0),
                 "fails": insight.fails,
                 "kind": insight.kind,
                 "variant": insight.variant,
+                "interval": insight.shape.interval,
+                "fixed_range": _fixed_range(insight),
             }
             return data
 
-    def find(self, project_id: int, kind: str, variant: str | None = None) -> list[int]:
-        """Ids of live insights of a kind (TRENDS ... SQL) and optionally a variant: line, breakdown,
-        compare, number (trends); steps, breakdown, time_to_convert, trends (funnels); cohorts,
-        breakdown (retention); links (paths); series (stickiness, lifecycle); viz, table (SQL)."""
+    def find(
+        self,
+        project_id: int,
+        kind: str,
+        variant: str | None = None,
+        *,
+        interval: str | None = None,
+        fixed_range: bool | None = None,
+    ) -> list[int]:
+        """Ids of live insights of a kind (TRENDS ... SQL, JSON), optionally of a variant, an interval
+        (minute, hour, day, week, month) and with or without a fixed past date range. Variants: line,
+        breakdown, compare, number, calendar_heatmap, boxplot (trends); steps, breakdown,
+        time_to_convert, trends (funnels); cohorts, breakdown, sampled (retention); links (paths);
+        series (stickiness, lifecycle); viz, table (SQL); events, web_overview, web_stats, table (JSON)."""
         with self._lock:
             project = self.check_project(project_id)
             return sorted(
                 i.id
                 for i in project.insights.values()
-                if not i.deleted and i.kind == kind and (variant is None or i.variant == variant)
+                if not i.deleted
+                and i.kind == kind
+                and (variant is None or i.variant == variant)
+                and (interval is None or i.shape.interval == interval)
+                and (fixed_range is None or _fixed_range(i) == fixed_range)
             )
 
     def set_cache_state(self, project_id: int, insight_id: int | str, state: str) -> None:
-        """Force the plain cache of an insight: fresh (computed now), stale (1.5 ttl old), very_stale
-        (3 ttl old: past lazy_async's threshold) or missing (every cached variant dropped)."""
+        """Force the plain cache of an insight, by its own interval's thresholds: fresh (computed
+        now), stale (past the default threshold, not the lazy one; where the two coincide, week and
+        month, also past the lazy one), very_stale (past lazy_async's threshold) or missing (every
+        cached variant dropped). An insight with a fixed past range stays fresh whatever its age."""
         if state not in CACHE_STATES:
             raise ValueError(f"state must be one of {CACHE_STATES}")
         with self._lock:
             project = self.check_project(project_id)
             insight = self._get(project, insight_id, include_deleted=True)
             key = (project_id, insight.id, "")
-            now = self.clock()
             if state == "missing":
                 for cache_key in [k for k in self._cache if k[0] == project_id and k[1] == insight.id]:
                     del self._cache[cache_key]
                 return
-            age = {"fresh": 0.0, "stale": 1.5, "very_stale": 3.0}[state] * self.config.cache_ttl_s
+            age = staleness.age_for(state, insight.shape.interval)
             generation = self._cache[key].generation if key in self._cache else 0
-            self._put_entry(insight, BASE, now - age, generation=generation)
+            self._put_entry(insight, BASE, self.clock() - age, generation=generation)
 
     def soft_delete(self, project_id: int, insight_id: int | str) -> None:
         with self._lock:
@@ -968,35 +968,27 @@ class Store:
     def set_fails(
         self, project_id: int, insight_id: int | str, message: str | None, *, validation: bool = False
     ) -> None:
-        """Make calculations of an insight fail with `message` (None heals it). A message starting
-        with "concurrency_limit_exceeded" behaves like ClickHouse's limit; `validation=True` makes
-        calculations answer 400 validation_error instead."""
+        """Make calculations of an insight fail with `message` (None heals it): a synchronous one
+        answers PostHog's error result (500 without client_query_id), an async job ends in error;
+        `validation=True` makes calculations answer 400 validation_error instead (a HogQL error).
+        Reads that do not calculate are unaffected. (The organisation's concurrency limit is not a
+        failure of an insight: see `set_background_calcs`.)"""
         with self._lock:
             project = self.check_project(project_id)
             insight = self._get(project, insight_id, include_deleted=True)
             insight.fails = message
             insight.fails_validation = validation and message is not None
 
+    def set_background_calcs(self, count: int) -> None:
+        """How many of the organisation's slots its own users hold from now on (0 .. org_concurrency)."""
+        self.slots.set_background(count)
+
     def running_jobs(self, project_id: int) -> list[str]:
         with self._lock:
-            return sorted(
-                job.id
-                for job in self._jobs.values()
-                if job.project_id == project_id and job.state == "running" and self.clock() < job.ready_at
-            )
+            return self._jobs.running(project_id, self.clock())
 
 
-def _correlation(rng: random.Random) -> dict[str, Any]:
-    events = []
-    for event in rng.sample(synth.EVENTS, 4):
-        success, failure = rng.randint(1, 500), rng.randint(1, 500)
-        events.append(
-            {
-                "event": {"event": event, "properties": {}, "elements": []},
-                "success_count": success,
-                "failure_count": failure,
-                "odds_ratio": round(success / failure, 6),
-                "correlation_type": "success" if success >= failure else "failure",
-            }
-        )
-    return {"events": events, "skewed": False}
+def _fixed_range(insight: Insight) -> bool:
+    """Whether the insight's window ends on an absolute date (relative ones start with `-`)."""
+    date_to = insight.shape.date_to
+    return bool(date_to) and not str(date_to).startswith("-")

@@ -17,7 +17,8 @@ def test_activity_is_incremental_without_duplicates(start_emulator: Any, warehou
     assert warehouse.count("insight_activity") == total["total_count"]
     assert warehouse.sql("SELECT COUNT(*) FROM insight_activity WHERE activity = 'created'")[0][0] == 25
 
-    victim = emulator.store.insight_ids(1)[0]
+    store = emulator.store
+    victim = next(i for i in store.insight_ids(1) if store.insight(1, i)["saved"])  # a PATCH saves it
     patched = httpx.patch(
         f"{emulator.base_url}/api/projects/1/insights/{victim}/", headers=headers, json={"name": "Renamed"}
     )

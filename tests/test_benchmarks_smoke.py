@@ -24,6 +24,7 @@ EXPECTED_ROWS = (
     "6-rerun-rows",
     "6-rerun-requests-noerr",
     "6-rerun-rows-noerr",
+    "7-organisation",
 )
 
 
@@ -54,6 +55,8 @@ def test_harness_produces_every_row(tmp_path: Path) -> None:
     assert throughput["ours"] > 0 and throughput["baseline"] > 0
     memory = suite.row("5-memory").values
     assert memory["returncode"] == 0 and 50 < memory["ours"] < 4096
+    organisation = suite.row("7-organisation").values
+    assert organisation["least"] <= organisation["ours"] and organisation["baseline"] > 0
     for tag in ("", "-noerr"):
         assert suite.row(f"6-rerun-requests{tag}").values["ours"] >= pages
         assert suite.row(f"6-rerun-rows{tag}").values["ours"] >= 0

@@ -23,6 +23,7 @@ from posthog_insights.shapes import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "posthog"
+SYNTHETIC = Path(__file__).parent / "fixtures" / "synthetic"
 SNAPSHOT = datetime(2024, 5, 1, 12, 34, 56, 789012, tzinfo=timezone.utc)
 TABLES = (
     "trend_points",
@@ -34,9 +35,13 @@ TABLES = (
 )
 
 
-def load(name: str) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+def load(name: str, folder: Path = FIXTURES) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads((folder / f"{name}.json").read_text())
     return payload
+
+
+def synthetic(name: str) -> dict[str, Any]:
+    return load(name, SYNTHETIC)
 
 
 def ref(insight_id: int = 7, variant: str = "", project_id: int = 3) -> SnapshotRef:
@@ -96,6 +101,8 @@ def by_key(rows: list[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], dict[
         ("dataTableHogQL", "sql"),
         ("funnelHistoricalTrends", "funnels"),
         ("funnelLeftToRight", "funnels"),
+        ("funnelLeftToRightCompare", "funnels"),
+        ("funnelTimeToConvertCompare", "funnels"),
         ("retention", "retention"),
         ("sqlLineChart", "sql"),
         ("stickiness", "stickiness"),
@@ -110,7 +117,7 @@ def test_fixture_kind(name: str, kind: str) -> None:
 
 def test_every_fixture_is_recognised() -> None:
     names = sorted(p.stem for p in FIXTURES.glob("*.json"))
-    assert len(names) == 9
+    assert len(names) == 11
     for name in names:
         outcome, _ = build(load(name))
         assert outcome.recognised, (name, outcome)
@@ -725,6 +732,342 @@ def test_mappings_that_are_not_dicts() -> None:
     assert [r["value"] for r in tables["trend_points"]] == [1.0, 2.0]
 
 
+# --- compared funnels (real payloads) ------------------------------------------------------------------
+
+
+def test_funnel_steps_compare_fixture() -> None:
+    payload = load("funnelLeftToRightCompare")
+    outcome, tables = build(payload)
+    assert outcome == ShapeOutcome(rows=6, recognised=True, shape="funnel_steps_compare")
+    steps = by_key(tables["funnel_steps"], "breakdown_index", "step_order")
+    labels = ["current", "previous"]
+    for position, step in enumerate(payload["result"]):
+        group = labels.index(step["compare_label"])
+        assert group == position // 3  # the periods come one after the other
+        row = steps[group, step["order"]]
+        assert_snapshot_columns(row, "funnels")
+        assert row["count"] == step["count"]
+        assert row["compare_label"] == step["compare_label"]
+        assert row["average_conversion_time"] == step["average_conversion_time"]
+    assert [steps[1, order]["count"] for order in range(3)] == [16000, 6200, 1900]
+    assert steps[0, 0]["compare_label"] == "current"
+
+
+def test_funnel_time_to_convert_compare_fixture() -> None:
+    payload = load("funnelTimeToConvertCompare")
+    outcome, tables = build(payload)
+    assert outcome == ShapeOutcome(rows=18, recognised=True, shape="funnel_time_to_convert_compare")
+    bins = by_key(tables["funnel_conversion_bins"], "bin_index")
+    expected = [
+        (period["compare_label"], period["average_conversion_time"], seconds, count)
+        for period in payload["result"]
+        for seconds, count in period["bins"]
+    ]
+    assert sorted(i for (i,) in bins) == list(range(len(expected)))
+    for index, (label, average, seconds, count) in enumerate(expected):
+        row = bins[(index,)]
+        assert_snapshot_columns(row, "funnels")
+        assert (row["compare_label"], row["average_conversion_time"]) == (label, average)
+        assert (row["bin_seconds"], row["count"]) == (seconds, count)
+    assert (bins[(9,)]["compare_label"], bins[(9,)]["count"]) == ("previous", 3120)
+
+
+def test_funnel_compare_in_breakdown_lists_keeps_the_label() -> None:
+    result = [
+        [funnel_step(0, 10, compare_label="current"), funnel_step(1, 4, compare_label="current")],
+        [funnel_step(0, 8, compare_label="previous"), funnel_step(1, 2, compare_label="previous")],
+    ]
+    outcome, tables = build(viz("FunnelsQuery", result))
+    assert outcome.shape == "funnel_steps_breakdown"
+    steps = by_key(tables["funnel_steps"], "breakdown_index", "step_order")
+    assert {k: (r["count"], r["compare_label"]) for k, r in steps.items()} == {
+        (0, 0): (10, "current"),
+        (0, 1): (4, "current"),
+        (1, 0): (8, "previous"),
+        (1, 1): (2, "previous"),
+    }
+
+
+def test_funnel_steps_without_compare_have_no_label() -> None:
+    _, tables = build(load("funnelLeftToRight"))
+    assert {r["compare_label"] for r in tables["funnel_steps"]} == {None}
+    outcome, tables = build(viz("FunnelsQuery", {"bins": [[0, 1]], "average_conversion_time": 2}))
+    assert outcome.shape == "funnel_time_to_convert"
+    assert tables["funnel_conversion_bins"][0]["compare_label"] is None
+
+
+# --- calendar heatmap ----------------------------------------------------------------------------------
+
+
+def test_calendar_heatmap_is_a_row_per_cell() -> None:
+    payload = synthetic("trendsCalendarHeatmap")
+    outcome, tables = build(payload)
+    [series] = payload["result"]
+    grid = series["calendar_heatmap_data"]
+    assert outcome == ShapeOutcome(rows=len(grid["data"]), recognised=True, shape="trends_calendar_heatmap")
+    assert list(tables) == ["trend_points"]
+    points = by_key(tables["trend_points"], "series_index", "point_index")
+    assert set(points) == {(0, p) for p in range(len(grid["data"]))}
+    for position, cell in enumerate(grid["data"]):
+        row = points[0, position]
+        assert_snapshot_columns(row, "trends")
+        assert (row["weekday"], row["hour"], row["value"]) == (cell["row"], cell["column"], cell["value"])
+        assert row["series_label"] == series["label"] == "$pageview"
+        assert row["action_id"] == series["action"]["id"]
+        assert row["action_name"] == series["action"]["name"]
+        assert row["math"] == "total"
+        assert row["aggregated_value"] == grid["allAggregations"] == series["aggregated_value"]
+        assert row["series_count"] == series["count"]
+        assert row["is_aggregate"] is False
+        assert row["day"] is None and row["date"] is None and row["label"] is None
+        assert row["interval"] is None
+        assert row["box_median"] is None
+    # the margins are not rows: they are sums of the cells here, and the total is the aggregated value
+    assert sum(r["value"] for r in points.values()) == grid["allAggregations"]
+    monday = sum(r["value"] for r in points.values() if r["weekday"] == 1)
+    assert monday == next(a["value"] for a in grid["rowAggregations"] if a["row"] == 1)
+
+
+def test_calendar_heatmap_query_result_is_the_grid() -> None:
+    payload = synthetic("calendarHeatmapQuery")
+    assert insight_kind(payload) == "trends"
+    outcome, tables = build(payload)
+    cells = payload["result"]["data"]
+    assert outcome == ShapeOutcome(rows=len(cells), recognised=True, shape="trends_calendar_heatmap")
+    rows = tables["trend_points"]
+    assert [(r["weekday"], r["hour"], r["value"]) for r in rows] == [
+        (c["row"], c["column"], float(c["value"])) for c in cells
+    ]
+    assert [r["point_index"] for r in rows] == list(range(len(cells)))
+    assert {r["series_index"] for r in rows} == {0}
+    assert {r["aggregated_value"] for r in rows} == {61.0}
+    assert {r["series_label"] for r in rows} == {None}
+
+
+def test_calendar_heatmap_without_cells_is_recognised_and_empty() -> None:
+    series = {"label": "x", "data": [], "aggregated_value": 0, "count": 0}
+    grid = {"data": [], "rowAggregations": [], "columnAggregations": [], "allAggregations": 0}
+    payload = viz("TrendsQuery", [series | {"calendar_heatmap_data": grid}])
+    assert build(payload) == (ShapeOutcome(rows=0, recognised=True, shape="trends_calendar_heatmap"), {})
+
+
+def test_calendar_heatmap_null_is_an_ordinary_aggregate() -> None:
+    series = {"label": "x", "data": [], "aggregated_value": 5, "calendar_heatmap_data": None}
+    outcome, tables = build(viz("TrendsQuery", [series]))
+    assert outcome.shape == "trends_aggregate"
+    assert tables["trend_points"][0]["weekday"] is None
+
+
+def test_heatmap_series_beside_a_line_series_pads_the_sparse_columns() -> None:
+    # not something PostHog sends; it checks that sparse columns line up with their rows
+    line = series_of(3, label="line")
+    grid = {"data": [{"row": 7, "column": 23, "value": 4}, {"row": 1, "column": 0, "value": 0.5}]}
+    heat = {"label": "heat", "data": [], "calendar_heatmap_data": grid}
+    outcome, tables = build(viz("TrendsQuery", [line, heat, series_of(2, label="after")]))
+    assert outcome == ShapeOutcome(rows=7, recognised=True, shape="trends_calendar_heatmap")
+    rows = tables["trend_points"]
+    assert [r["series_label"] for r in rows] == ["line"] * 3 + ["heat"] * 2 + ["after"] * 2
+    assert [r["weekday"] for r in rows] == [None, None, None, 7, 1, None, None]
+    assert [r["hour"] for r in rows] == [None, None, None, 23, 0, None, None]
+    assert [r["value"] for r in rows] == [0.0, 1.0, 2.0, 4.0, 0.5, 0.0, 1.0]
+    assert [r["day"] is None for r in rows] == [False] * 3 + [True] * 2 + [False] * 2
+
+
+# --- box plot ------------------------------------------------------------------------------------------
+
+
+def test_box_plot_is_a_row_per_box() -> None:
+    payload = synthetic("trendsBoxPlot")
+    boxes = payload["result"]
+    outcome, tables = build(payload)
+    assert outcome == ShapeOutcome(rows=len(boxes), recognised=True, shape="trends_box_plot")
+    points = by_key(tables["trend_points"], "series_index", "point_index")
+    position: dict[int, int] = {}
+    for box in boxes:
+        s = box["series_index"]
+        p = position[s] = position.get(s, -1) + 1
+        row = points[s, p]
+        assert_snapshot_columns(row, "trends")
+        assert row["value"] == box["mean"]
+        assert (row["box_min"], row["box_p25"], row["box_median"]) == (box["min"], box["p25"], box["median"])
+        assert (row["box_p75"], row["box_max"]) == (box["p75"], box["max"])
+        assert row["series_label"] == box["series_label"]
+        assert row["day"] == box["day"]
+        assert row["date"] == iso(box["day"])
+        assert row["label"] == box["label"]
+        assert row["weekday"] is None and row["hour"] is None
+        assert row["is_aggregate"] is False
+        assert row["aggregated_value"] is None and row["action_id"] is None
+    assert position == {0: 6, 1: 6}
+    assert points[0, 0]["box_median"] == 78.3
+    assert points[1, 3]["value"] == 0.0  # a day without events: PostHog fills zeros
+
+
+def test_box_plot_series_are_grouped_and_old_names_read() -> None:
+    def box(day: str, series: int | None, median: float, **extra: Any) -> dict[str, Any]:
+        body = {"day": day, "label": day, "min": 1.0, "median": median, "max": 9.0, "mean": median + 1}
+        if series is not None:
+            body |= {"series_index": series, "series_label": f"s{series}"}
+        return body | extra
+
+    result = [
+        box("2024-01-01", 1, 5.0, p25=2.0, p75=7.0),
+        box("2024-01-01", 0, 4.0, p25=3.0, p75=6.0),
+        box("2024-01-02", 1, 5.5, p25=2.5, p75=7.5),
+    ]
+    outcome, tables = build(viz("TrendsQuery", result, trendsFilter={"display": "BoxPlot"}))
+    assert outcome == ShapeOutcome(rows=3, recognised=True, shape="trends_box_plot")
+    rows = by_key(tables["trend_points"], "series_index", "point_index")
+    assert {k: (r["box_median"], r["day"]) for k, r in rows.items()} == {
+        (1, 0): (5.0, "2024-01-01"),
+        (1, 1): (5.5, "2024-01-02"),
+        (0, 0): (4.0, "2024-01-01"),
+    }
+    # the first version's names (q1, q3) and no series_index (one series)
+    result = [box("2024-01-01", None, 4.0, q1=3.0, q3=6.0), box("2024-01-02", None, 2.0, q1=1.0, q3=3.0)]
+    _, tables = build(viz("TrendsQuery", result))
+    single = tables["trend_points"]
+    assert [(r["series_index"], r["point_index"]) for r in single] == [(0, 0), (0, 1)]
+    assert [(r["box_p25"], r["box_p75"]) for r in single] == [(3.0, 6.0), (1.0, 3.0)]
+    assert {r["series_label"] for r in single} == {None}
+
+
+def test_large_box_plot_and_heatmap_take_the_arrow_path() -> None:
+    days = [(datetime(2024, 1, 1) + timedelta(days=i)).date().isoformat() for i in range(150)]
+    boxes = [
+        {"day": d, "label": d, "min": 0, "p25": i, "median": i + 1, "p75": i + 2, "max": 500, "mean": i + 0.5}
+        | {"series_index": s, "series_label": f"s{s}"}
+        for s in range(2)
+        for i, d in enumerate(days)
+    ]
+    outcome, tables = build(viz("TrendsQuery", boxes))
+    assert outcome.rows == 300
+    rows = tables["trend_points"]
+    assert [r["box_median"] for r in rows] == [float(i + 1) for _ in range(2) for i in range(150)]
+    assert [r["point_index"] for r in rows] == list(range(150)) * 2
+    cells = [{"row": r, "column": h, "value": r * 100 + h} for r in range(1, 8) for h in range(24)]
+    heat = {"label": "h", "data": [], "calendar_heatmap_data": {"data": cells, "allAggregations": 1}}
+    outcome, tables = build(viz("TrendsQuery", [heat]))
+    assert outcome.rows == 168
+    assert [(r["weekday"], r["hour"], r["value"]) for r in tables["trend_points"]] == [
+        (c["row"], c["column"], float(c["value"])) for c in cells
+    ]
+
+
+def test_new_shapes_interleave_with_plain_series_in_one_batch() -> None:
+    tidy = TidyRows()
+    payloads = [
+        viz("TrendsQuery", [series_of(3)]),
+        synthetic("trendsCalendarHeatmap"),
+        viz("TrendsQuery", [series_of(200)]),
+        synthetic("trendsBoxPlot"),
+        viz("TrendsQuery", [series_of(2)]),
+    ]
+    sizes = [tidy.add(ref(insight_id=i), p, p).rows for i, p in enumerate(payloads)]
+    table = tidy.take()["trend_points"]
+    assert table.num_rows == sum(sizes)
+    insight = table.column("insight_id").to_pylist()
+    weekday = table.column("weekday").to_pylist()
+    median = table.column("box_median").to_pylist()
+    for i, (w, m) in enumerate(zip(weekday, median, strict=True)):
+        assert (w is not None) is (insight[i] == 1), i
+        assert (m is not None) is (insight[i] == 3), i
+    cells = payloads[1]["result"][0]["calendar_heatmap_data"]["data"]
+    assert [w for w, i in zip(weekday, insight, strict=True) if i == 1] == [c["row"] for c in cells]
+    keys = table.select(list(TIDY_PRIMARY_KEYS["trend_points"])).to_pylist()
+    assert len({tuple(k.values()) for k in keys}) == len(keys)
+
+
+# --- retention with fractional counts ----------------------------------------------------------------
+
+
+def test_retention_sampled_counts_keep_their_exact_value() -> None:
+    payload = synthetic("retentionSampled")
+    outcome, tables = build(payload)
+    assert outcome.recognised and outcome.shape == "retention"
+    cells = by_key(tables["retention_cells"], "cohort_index", "period_index")
+    for c, cohort in enumerate(payload["result"]):
+        for p, value in enumerate(cohort["values"]):
+            row = cells[c, p]
+            assert row["value"] == value["count"]
+            assert row["count"] == int(value["count"] + 0.5)
+    assert (cells[0, 2]["value"], cells[0, 2]["count"]) == (pytest.approx(203.333333), 203)
+    assert (cells[1, 2]["value"], cells[1, 2]["count"]) == (156.5, 157)  # half way: up
+
+
+def test_retention_integer_counts_have_the_same_value() -> None:
+    _, tables = build(load("retention"))
+    assert all(r["value"] == float(r["count"]) for r in tables["retention_cells"])
+    result = [{"date": "2024-01-01", "values": [2.5, 2.4999, 0.5, 3, 2**53 + 1, None]}]
+    _, tables = build(viz("RetentionQuery", result))
+    rows = tables["retention_cells"]
+    assert [r["count"] for r in rows] == [3, 2, 1, 3, 2**53 + 1, None]
+    assert [r["value"] for r in rows] == [2.5, 2.4999, 0.5, 3.0, float(2**53 + 1), None]
+
+
+# --- tables over other sources ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["dataTableEvents", "dataTableActors", "webStatsTable"])
+def test_table_rows_from_arrays_with_columns(name: str) -> None:
+    payload = synthetic(name)
+    assert insight_kind(payload) == "table"
+    outcome, tables = build(payload)
+    assert outcome == ShapeOutcome(rows=len(payload["result"]), recognised=True, shape="table")
+    rows = by_key(tables["sql_rows"], "row_index")
+    for index, values in enumerate(payload["result"]):
+        row = rows[(index,)]
+        assert_snapshot_columns(row, "table")
+        assert json.loads(row["row"]) == dict(zip(payload["columns"], values, strict=True))
+        assert list(json.loads(row["row"])) == payload["columns"]
+
+
+def test_table_rows_that_are_objects_stay_as_they_are() -> None:
+    payload = synthetic("webOverview")
+    outcome, tables = build(payload)
+    assert outcome == ShapeOutcome(rows=5, recognised=True, shape="table")
+    rows = [json.loads(r["row"]) for r in tables["sql_rows"]]
+    assert rows == payload["result"]
+    assert list(rows[0]) == list(payload["result"][0])  # key order kept
+    assert rows[4]["key"] == "bounce rate" and rows[4]["isIncreaseBad"] is True
+
+
+def test_table_hog_query_and_query_api_results() -> None:
+    base = {"query": {"kind": "DataTableNode", "source": {"kind": "HogQuery", "code": "return [[1, 'a']]"}}}
+    outcome, tables = build(base | {"result": [[1, "a"], [2, None]], "columns": ["n", "s"]})
+    assert outcome == ShapeOutcome(rows=2, recognised=True, shape="table")
+    assert [r["row"] for r in tables["sql_rows"]] == ['{"n":1,"s":"a"}', '{"n":2,"s":null}']
+    # a bare source answered by /query (`results`)
+    payload = {
+        "query": {"kind": "EventsQuery", "select": ["event"]},
+        "results": [["$pageview"]],
+        "columns": ["event"],
+    }
+    outcome, tables = build(payload)
+    assert (outcome.shape, tables["sql_rows"][0]["row"]) == ("table", '{"event":"$pageview"}')
+
+
+def test_sql_and_table_keep_their_kind() -> None:
+    _, tables = build(load("dataTableHogQL"))
+    assert {r["kind"] for r in tables["sql_rows"]} == {"sql"}
+    _, tables = build(synthetic("dataTableEvents"))
+    assert {r["kind"] for r in tables["sql_rows"]} == {"table"}
+
+
+def test_every_synthetic_fixture_is_recognised() -> None:
+    names = sorted(p.stem for p in SYNTHETIC.glob("*.json"))
+    assert len(names) == 8
+    tidy = TidyRows()
+    for insight_id, name in enumerate(names):
+        payload = synthetic(name)
+        outcome = tidy.add(ref(insight_id=insight_id), payload, payload)
+        assert outcome.recognised and outcome.rows > 0, (name, outcome)
+    for name, table in tidy.take().items():
+        assert table.schema == TIDY_SCHEMAS[name]
+        keys = table.select(list(TIDY_PRIMARY_KEYS[name])).to_pylist()
+        assert len({tuple(k.values()) for k in keys}) == len(keys), name
+
+
 # --- kinds ---------------------------------------------------------------------------------------------
 
 
@@ -748,7 +1091,22 @@ def test_mappings_that_are_not_dicts() -> None:
         ({"filters": {"insight": "lifecycle"}}, "lifecycle"),
         ({"query": {"kind": "InsightVizNode", "source": None}, "filters": {"insight": "PATHS"}}, "paths"),
         ({"query": {"kind": "InsightVizNode", "source": {"kind": "WebOverviewQuery"}}}, "unknown"),
-        ({"query": {"kind": "DataTableNode", "source": {"kind": "EventsQuery"}}}, "unknown"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": "EventsQuery"}}}, "table"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": "ActorsQuery"}}}, "table"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": "PersonsNode"}}}, "table"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": "WebStatsTableQuery"}}}, "table"),
+        ({"query": {"kind": "DataVisualizationNode", "source": {"kind": "WebOverviewQuery"}}}, "table"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": "HogQuery", "code": "return 1"}}}, "table"),
+        ({"query": {"kind": "DataTableNode", "source": None}}, "unknown"),
+        ({"query": {"kind": "DataTableNode", "source": {"kind": ""}}}, "unknown"),
+        ({"query": {"kind": "DataTableNode"}, "filters": {"insight": "TRENDS"}}, "trends"),
+        ({"query": {"kind": "EventsQuery", "select": ["*"]}}, "table"),
+        ({"query": {"kind": "WebOverviewQuery"}}, "table"),
+        ({"query": {"kind": "HogQuery"}}, "table"),
+        ({"query": {"kind": "HogQLQuery", "query": "select 1"}}, "sql"),
+        ({"query": {"kind": "InsightVizNode", "source": {"kind": "CalendarHeatmapQuery"}}}, "trends"),
+        ({"query": {"kind": "CalendarHeatmapQuery"}}, "trends"),
+        ({"query": {"kind": "SomeFutureQuery"}}, "unknown"),
         ({"query": {"kind": "InsightVizNode", "source": {"kind": "HogQLQuery"}}}, "unknown"),
         ({"query": {"kind": "InsightVizNode"}}, "unknown"),
         ({"query": "TrendsQuery", "filters": None}, "unknown"),
@@ -765,6 +1123,22 @@ def test_insight_kind(insight: dict[str, Any], kind: str) -> None:
 
 
 GOOD_POINTS = [{"label": "ok", "data": [1, 2], "days": ["2024-01-01", "2024-01-02"]}]
+HEAT: dict[str, Any] = {"label": "heat", "data": [], "aggregated_value": 1}
+BOX: dict[str, Any] = {
+    "day": "2024-01-01",
+    "label": "1-Jan",
+    "min": 0,
+    "p25": 1,
+    "median": 2,
+    "p75": 3,
+    "max": 4,
+}
+BOX |= {"mean": 2.5, "series_index": 0, "series_label": "s"}
+
+
+def heat(cells: list[Any]) -> dict[str, Any]:
+    return HEAT | {"calendar_heatmap_data": {"data": cells, "allAggregations": 1}}
+
 
 GARBAGE: dict[str, dict[str, Any]] = {
     "unknown kind": {
@@ -798,6 +1172,54 @@ GARBAGE: dict[str, dict[str, Any]] = {
         "result": [1, 2],
     },
     "sql result a dict": {"query": {"kind": "DataTableNode", "source": {"kind": "HogQLQuery"}}, "result": {}},
+    "heatmap not an object": viz("TrendsQuery", [HEAT | {"calendar_heatmap_data": [1, 2]}]),
+    "heatmap data not a list": viz("TrendsQuery", [HEAT | {"calendar_heatmap_data": {"data": {"row": 1}}}]),
+    "heatmap without data": viz("TrendsQuery", [HEAT | {"calendar_heatmap_data": {"allAggregations": 3}}]),
+    "heatmap cell without value": viz("TrendsQuery", [heat([{"row": 1, "column": 2}])]),
+    "heatmap cell a number": viz("TrendsQuery", [heat([5])]),
+    "heatmap value a string": viz("TrendsQuery", [heat([{"row": 1, "column": 2, "value": "many"}])]),
+    "heatmap weekday fractional": viz("TrendsQuery", [heat([{"row": 1.5, "column": 2, "value": 1}])]),
+    "heatmap hour a string": viz("TrendsQuery", [heat([{"row": 1, "column": "10", "value": 1}])]),
+    "heatmap weekday fractional in a large grid": viz(
+        "TrendsQuery",
+        [
+            heat(
+                [{"row": r, "column": h, "value": 1} for r in range(1, 8) for h in range(24)]
+                + [{"row": 2.5, "column": 1, "value": 1}]
+            )
+        ],
+    ),
+    "heatmap beside data": viz("TrendsQuery", [heat([{"row": 1, "column": 2, "value": 1}]) | {"data": [1]}]),
+    "heatmap query bad cell": viz("CalendarHeatmapQuery", {"data": [{"row": 1}], "allAggregations": 1}),
+    "heatmap query total a string": viz("CalendarHeatmapQuery", {"data": [], "allAggregations": "x"}),
+    "box median a string": viz("TrendsQuery", [BOX | {"median": "5"}]),
+    "box mean a string": viz("TrendsQuery", [BOX, BOX | {"mean": "n/a"}]),
+    "box series_index a string": viz("TrendsQuery", [BOX | {"series_index": "0"}]),
+    "box series_index too big": viz("TrendsQuery", [BOX | {"series_index": 2**40}]),
+    "box then a series": viz("TrendsQuery", [BOX, {"label": "x", "data": [1], "days": ["2024-01-01"]}]),
+    "box then a number": viz("TrendsQuery", [BOX, 3]),
+    "funnel step order repeats": viz("FunnelsQuery", [funnel_step(0, 5), funnel_step(0, 3)]),
+    "funnel compare bins not a list": viz("FunnelsQuery", [{"compare_label": "current", "bins": 3}]),
+    "funnel compare bins not pairs": viz("FunnelsQuery", [{"compare_label": "current", "bins": [[1, 2, 3]]}]),
+    "funnel compare step order repeats": viz(
+        "FunnelsQuery",
+        [funnel_step(0, 5, compare_label="current"), funnel_step(0, 3, compare_label="current")],
+    ),
+    "retention count not a number": viz("RetentionQuery", [{"values": [{"count": float("nan")}]}]),
+    "retention count infinite": viz("RetentionQuery", [{"values": [{"count": float("inf")}]}]),
+    "retention count a bool": viz("RetentionQuery", [{"values": [True]}]),
+    "table result a dict": {
+        "query": {"kind": "DataTableNode", "source": {"kind": "HogQuery"}},
+        "result": {"a": 1},
+    },
+    "table result a string": {
+        "query": {"kind": "DataTableNode", "source": {"kind": "HogQuery"}},
+        "result": "hi",
+    },
+    "table rows scalars": {
+        "query": {"kind": "DataTableNode", "source": {"kind": "EventsQuery"}},
+        "result": [1],
+    },
 }
 
 
@@ -870,6 +1292,78 @@ def test_schemas_start_with_the_snapshot_key_and_keys_are_not_nullable() -> None
             assert field.nullable is (field.name not in key), (name, field.name)
 
 
+# The columns each table had before the heatmap, box plot, compare and sampled-retention columns: schemas
+# only grow (new nullable columns after these), keys and primary keys stay as they were.
+COLUMNS_BEFORE: dict[str, list[str]] = {
+    "trend_points": [
+        *("project_id", "insight_id", "snapshot", "variant", "last_refresh", "kind", "series_index"),
+        *("point_index", "series_label", "action_id", "action_name", "math", "breakdown_value"),
+        *("compare_label", "status", "day", "interval", "date", "label", "value", "series_count"),
+        *("aggregated_value", "is_aggregate"),
+    ],
+    "funnel_steps": [
+        *("project_id", "insight_id", "snapshot", "variant", "last_refresh", "kind", "breakdown_index"),
+        *("step_order", "name", "custom_name", "action_id", "step_type", "count"),
+        *("average_conversion_time", "median_conversion_time", "breakdown_value", "breakdown"),
+    ],
+    "funnel_conversion_bins": [
+        *("project_id", "insight_id", "snapshot", "variant", "last_refresh", "kind", "bin_index"),
+        *("bin_seconds", "count", "average_conversion_time"),
+    ],
+    "retention_cells": [
+        *("project_id", "insight_id", "snapshot", "variant", "last_refresh", "kind", "cohort_index"),
+        *("period_index", "cohort_date", "cohort_label", "period_label", "count", "breakdown_value"),
+    ],
+    "path_edges": [
+        *("project_id", "insight_id", "snapshot", "variant", "last_refresh", "kind", "source", "target"),
+        *("source_step", "target_step", "source_name", "target_name", "value", "average_conversion_time"),
+        "edge_index",
+    ],
+    "sql_rows": [
+        "project_id",
+        "insight_id",
+        "snapshot",
+        "variant",
+        "last_refresh",
+        "kind",
+        "row_index",
+        "row",
+    ],
+}
+COLUMNS_ADDED: dict[str, list[tuple[str, pa.DataType]]] = {
+    "trend_points": [
+        ("weekday", pa.int32()),
+        ("hour", pa.int32()),
+        *((f"box_{n}", pa.float64()) for n in ("min", "p25", "median", "p75", "max")),
+    ],
+    "funnel_steps": [("compare_label", pa.string())],
+    "funnel_conversion_bins": [("compare_label", pa.string())],
+    "retention_cells": [("value", pa.float64())],
+    "path_edges": [],
+    "sql_rows": [],
+}
+
+
+def test_schemas_only_grow() -> None:
+    snapshot_key = ("project_id", "insight_id", "snapshot", "variant")
+    primary_keys = dict(TIDY_PRIMARY_KEYS)
+    assert primary_keys == {
+        "trend_points": (*snapshot_key, "series_index", "point_index"),
+        "funnel_steps": (*snapshot_key, "breakdown_index", "step_order"),
+        "funnel_conversion_bins": (*snapshot_key, "bin_index"),
+        "retention_cells": (*snapshot_key, "cohort_index", "period_index"),
+        "path_edges": (*snapshot_key, "source", "target"),
+        "sql_rows": (*snapshot_key, "row_index"),
+    }
+    for name, schema in TIDY_SCHEMAS.items():
+        before = COLUMNS_BEFORE[name]
+        assert schema.names[: len(before)] == before, name
+        added = [(f.name, f.type) for f in schema][len(before) :]
+        assert added == COLUMNS_ADDED[name], name
+        assert all(schema.field(column).nullable for column, _ in added), name
+    assert TIDY_SCHEMAS["retention_cells"].field("count").type == pa.int64()  # kept for existing warehouses
+
+
 def test_accumulates_many_insights_and_take_resets() -> None:
     tidy = TidyRows()
     expected_rows: dict[str, int] = {}
@@ -881,12 +1375,14 @@ def test_accumulates_many_insights_and_take_resets() -> None:
             "trends_aggregate": "trend_points",
             "funnel_trends": "trend_points",
             "funnel_steps": "funnel_steps",
+            "funnel_steps_compare": "funnel_steps",
+            "funnel_time_to_convert_compare": "funnel_conversion_bins",
             "retention": "retention_cells",
             "paths": "path_edges",
             "sql": "sql_rows",
         }[outcome.shape]
         expected_rows[table] = expected_rows.get(table, 0) + outcome.rows
-    assert tidy.row_count() == sum(expected_rows.values()) == 243
+    assert tidy.row_count() == sum(expected_rows.values()) == 243 + 6 + 18
     tables = tidy.take()
     assert {name: t.num_rows for name, t in tables.items()} == expected_rows
     for name, table in tables.items():

@@ -15,12 +15,12 @@ from dlt.common.schema.typing import TDeleteInsertStrategyDict
 from dlt.extract.resource import DltResource
 
 from posthog_insights import settings
-from posthog_insights.activity import ACTIVITY_PRIMARY_KEY, TABLE_ACTIVITY, activity_tables
+from posthog_insights.activity import ACTIVITY_PRIMARY_KEY, TABLE_ACTIVITY
 from posthog_insights.backfill import BackfillHarvest, date_windows, parse_day
 from posthog_insights.checkpoints import Checkpoints
-from posthog_insights.client import normalize_host
 from posthog_insights.errors import ConfigError, PostHogInsightsError
 from posthog_insights.harvest import Harvest, Idle, iterate_sync
+from posthog_insights.hosts import normalize_host
 from posthog_insights.options import RunOptions, as_list, parse_filter, parse_project_ids, parse_refresh
 from posthog_insights.pacer import parse_rate_limit
 from posthog_insights.recorder import Batch
@@ -188,6 +188,12 @@ def insights_resource(make_harvest: HarvestFactory, checkpoints: Checkpoints | N
             merge_key=list(SNAPSHOT_KEY),
             create_table_variant=True,
         )
+    insights.apply_hints(
+        table_name=TABLE_ACTIVITY,
+        write_disposition="merge",
+        primary_key=list(ACTIVITY_PRIMARY_KEY),
+        create_table_variant=True,
+    )
     return insights
 
 
@@ -222,44 +228,36 @@ def posthog_insights_source(
 
     Configure through `.dlt/config.toml` / `.dlt/secrets.toml` (section `[sources.posthog_insights]`) or
     `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
-    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope). With
-    `checkpoints`, each source made with the same object extracts the run's next segment (checkpoints.py;
-    the activity log goes with the first).
+    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope), read by the
+    same run so that it is paced in the insights' rate-limit bucket. With `checkpoints`, each source made
+    with the same object extracts the run's next segment (checkpoints.py).
     """
     options = _options(locals())
     _require_key(personal_api_key)
     run_report = report if report is not None else RunReport()
     insights = insights_resource(
         lambda state: Harvest(
-            options, personal_api_key, state, run_report, lookup_insights=_previous_insights
+            options,
+            personal_api_key,
+            state,
+            run_report,
+            lookup_insights=_previous_insights,
+            include_activity=bool(include_activity),
         ),
         checkpoints,
     )
-    activity = activity_resource(options, personal_api_key, run_report)
-    activity.selected = bool(include_activity) and (checkpoints is None or checkpoints.packages == 0)
-    return [insights, activity]
-
-
-def activity_resource(options: RunOptions, personal_api_key: str, report: RunReport) -> DltResource:
-    """`insight_activity`, incremental on `created_at` with an early stop, merged on its id."""
-
-    @dlt.resource(
-        name=TABLE_ACTIVITY,
-        write_disposition="merge",
-        primary_key=ACTIVITY_PRIMARY_KEY,
-        max_table_nesting=0,
-    )
-    def insight_activity() -> Iterator[Any]:
-        yield from iterate_sync(
-            activity_tables(options, personal_api_key, dlt.current.resource_state(), report)
-        )
-
-    return insight_activity
+    return [insights]
 
 
 def _require_key(personal_api_key: str) -> None:
-    if not personal_api_key or not personal_api_key.strip():
+    if not isinstance(personal_api_key, str) or not personal_api_key.strip():
         raise ConfigError("personal_api_key: empty; set POSTHOG_PERSONAL_API_KEY or .dlt/secrets.toml")
+    key = personal_api_key.strip()
+    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
+        # Never echo it: say only what is wrong.
+        raise ConfigError(
+            "personal_api_key: contains spaces or non-printable characters; paste the key exactly"
+        )
 
 
 @dlt.source(name="posthog_insights", section="posthog_insights", max_table_nesting=0)

@@ -1,10 +1,11 @@
 """`insight_activity`: who changed which insight, when, and what — from the activity log endpoints.
 
 PostHog serves the log newest first, so each run reads pages only until it reaches entries it has seen
-(the newest `created_at` per project is kept in the resource's dlt state) — the github verified source's
+(the newest `created_at` per project is kept in the source's dlt state) — the github verified source's
 early stop. The boundary entry is read again and merged on its id, so nothing is duplicated.
-Activity is a different rate-limit bucket from the insights endpoints (480/min, 4800/h), so it has its
-own pacer. A key without the `activity_log:read` scope is reported, not fatal.
+The activity log is an action of the insights viewset, so it shares the insights' rate-limit bucket: it is
+read through the run's own client and pacer. A key without the `activity_log:read` scope is reported,
+not fatal.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import pyarrow as pa
 
 from posthog_insights.client import PostHogClient
 from posthog_insights.errors import NotFoundError, PermissionDeniedError
-from posthog_insights.options import RunOptions
-from posthog_insights.pacer import Pacer
 from posthog_insights.planner import parse_time
 from posthog_insights.records import json_text
 from posthog_insights.report import RunReport
@@ -26,7 +25,7 @@ from posthog_insights.report import RunReport
 log = logging.getLogger("posthog_insights")
 
 TABLE_ACTIVITY = "insight_activity"
-ACTIVITY_RATE_LIMITS = ((480, 60.0), (4800, 3600.0))
+_CURSORS = "activity_newest_created_at"  # project id -> the newest created_at loaded
 _TS = pa.timestamp("us", tz="UTC")
 ACTIVITY_SCHEMA = pa.schema(
     [
@@ -76,44 +75,35 @@ def activity_row(project_id: int, item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def activity_tables(
-    options: RunOptions, personal_api_key: str, state: MutableMapping[str, Any], report: RunReport
+    client: PostHogClient,
+    project_ids: tuple[int, ...],
+    state: MutableMapping[str, Any],
+    report: RunReport,
 ) -> AsyncIterator[pa.Table]:
     """One Arrow table per project of the entries newer than the last run's newest."""
-    pacer = Pacer(ACTIVITY_RATE_LIMITS if options.rate_limits else None, options.concurrency)
-    cursors: MutableMapping[str, str] = state.setdefault("newest_created_at", {})
-    client = PostHogClient(
-        options.host,
-        personal_api_key,
-        allow_insecure_http=True,  # options.host was validated under the user's own choice already
-        pacer=pacer,
-        timeout_s=options.timeout_s,
-        max_retries=options.max_retries,
-        max_wait_s=options.max_wait_s,
-        backoff_s=options.retry_backoff_s,
-    )
-    async with client:
-        for project_id in options.project_ids:
-            cursor = parse_time(cursors.get(str(project_id)))
-            newest = cursor
-            rows: list[dict[str, Any]] = []
-            try:
-                async for page in client.list_activity(project_id):
-                    reached_seen = False
-                    for item in page:
-                        created = parse_time(item.get("created_at"))
-                        if cursor is not None and created is not None and created < cursor:
-                            reached_seen = True
-                            break
-                        rows.append(activity_row(project_id, item))
-                        if created is not None and (newest is None or created > newest):
-                            newest = created
-                    if reached_seen:
+    cursors: MutableMapping[str, str] = state.setdefault(_CURSORS, {})
+    for project_id in project_ids:
+        cursor = parse_time(cursors.get(str(project_id)))
+        newest = cursor
+        rows: list[dict[str, Any]] = []
+        try:
+            async for page in client.list_activity(project_id):
+                reached_seen = False
+                for item in page:
+                    created = parse_time(item.get("created_at"))
+                    if cursor is not None and created is not None and created < cursor:
+                        reached_seen = True
                         break
-            except (PermissionDeniedError, NotFoundError) as exc:
-                log.warning("insight_activity skipped for project %s: %s", project_id, exc)
-                report.unfetched.append(f"activity of project {project_id}: {exc}")
-                continue
-            if newest is not None:
-                cursors[str(project_id)] = newest.isoformat()
-            if rows:
-                yield pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)
+                    rows.append(activity_row(project_id, item))
+                    if created is not None and (newest is None or created > newest):
+                        newest = created
+                if reached_seen:
+                    break
+        except (PermissionDeniedError, NotFoundError) as exc:
+            log.warning("insight_activity skipped for project %s: %s", project_id, exc)
+            report.unfetched.append(f"activity of project {project_id}: {exc}")
+            continue
+        if newest is not None:
+            cursors[str(project_id)] = newest.isoformat()
+        if rows:
+            yield pa.Table.from_pylist(rows, schema=ACTIVITY_SCHEMA)

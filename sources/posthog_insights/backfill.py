@@ -113,7 +113,13 @@ class BackfillHarvest(Harvest):
                     params = {**base, "filters_override": window}
                     candidates.append(
                         Candidate(
-                            True, _EPOCH, project_id, insight_id, variant, tuple(sorted(params.items()))
+                            True,
+                            _EPOCH,
+                            project_id,
+                            insight_id,
+                            variant,
+                            tuple(sorted(params.items())),
+                            self.unlisted_refresh(),
                         )
                     )
         if False:  # pragma: no cover - makes this an async generator like the method it overrides

@@ -20,6 +20,8 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from posthog_insights import settings
+from posthog_insights.activity import TABLE_ACTIVITY, activity_tables
+from posthog_insights.calculations import CalculationSlots, OrganisationBusy, refused
 from posthog_insights.client import PostHogClient, RequestStats, job_response
 from posthog_insights.errors import (
     AuthenticationError,
@@ -31,7 +33,14 @@ from posthog_insights.errors import (
 )
 from posthog_insights.options import RunOptions
 from posthog_insights.pacer import Pacer
-from posthog_insights.planner import Candidate, candidate, needs_retrieve, parse_time, spend_budget
+from posthog_insights.planner import (
+    SYNCHRONOUS_MODES,
+    Candidate,
+    candidate,
+    parse_time,
+    retrieve_refresh,
+    spend_budget,
+)
 from posthog_insights.recorder import Batch, Recorder, project_state
 from posthog_insights.records import Outcome
 from posthog_insights.report import RunReport
@@ -43,6 +52,9 @@ _QUEUE_SIZE = 64
 _MAX_WORKERS = 256
 _POLL_FIRST_S = 0.2
 _POLL_MAX_S = 5.0
+# Modes a retrieve sends that start a background job (async_except_on_cache_miss is never sent: the
+# planner turns it into `async` or `blocking` per insight).
+_JOB_MODES = frozenset({"async", "lazy_async", "force_async"})
 # How long the retrieve phase waits for an outcome before it asks the pacer whether the run is idle.
 _IDLE_CHECK_S = 0.1
 # Results the listing answered are recorded (JSON dump, digest, tidy rows: ~0.3 ms each) while the rate
@@ -105,6 +117,10 @@ class Idle:
     seconds: float
 
 
+class _OutOfBudget(Exception):
+    """The request budget ran out while a calculation waited for a slot: defer it to the next run."""
+
+
 @dataclass(frozen=True)
 class _Job:
     query_id: str
@@ -121,8 +137,12 @@ class Harvest:
         state: MutableMapping[str, Any],
         report: RunReport,
         lookup_insights: LookupInsights | None = None,
+        include_activity: bool = False,
     ) -> None:
         self.options = options
+        self.include_activity = include_activity
+        #: How many calculations the run asks for at once; adapts to what the organisation has free.
+        self.slots = CalculationSlots(options.concurrency, deadline_s=options.poll_deadline_s)
         self._key = personal_api_key
         self._state = state
         self.report = report
@@ -188,9 +208,6 @@ class Harvest:
         client = PostHogClient(
             opts.host,
             self._key,
-            # opts.host is the origin build_options validated under the user's allow_insecure_http choice;
-            # re-checking it here with the default (False) made --allow-insecure-http impossible to use.
-            allow_insecure_http=True,
             pacer=pacer,
             timeout_s=opts.timeout_s,
             max_retries=opts.max_retries,
@@ -208,8 +225,16 @@ class Harvest:
                     yield item
             else:
                 self._defer(candidates)
+            if self.include_activity and not self._stop:
+                async for activity in activity_tables(client, opts.project_ids, self._state, self.report):
+                    yield [(TABLE_ACTIVITY, activity)]
         self._record_backlog()  # what is left: a run without retrieves, or one cut short
-        self.report.requests = {**self.stats.as_dict(), "paced_wait_s": round(pacer.waited_s, 3)}
+        self.report.requests = {
+            **self.stats.as_dict(),
+            "paced_wait_s": round(pacer.waited_s, 3),
+            "refused_calculations": self.slots.refusals,
+            "lowest_calculation_limit": self.slots.lowest_limit,
+        }
         self.report.stopped_early = self._stop
         final = self._recorder.take(last=True)
         if final:
@@ -252,7 +277,8 @@ class Harvest:
                             continue
                         listed.add(insight_id)
                         self.report.insights_listed += 1
-                        retrieve = force or needs_retrieve(item, opts.refresh, now)
+                        refresh = self._refresh_for(item, now)
+                        retrieve = refresh is not None
                         backing_off = retrieve and self._recorder.failed_recently(
                             project_id, insight_id, opts.variant, item, now, opts.retry_errors_after_s
                         )
@@ -264,6 +290,7 @@ class Harvest:
                         target = candidate(
                             project_id,
                             item,
+                            refresh or opts.refresh,
                             deferred=insight_id in previously_deferred,
                             variant=opts.variant,
                             params=opts.retrieve_params(),
@@ -301,6 +328,22 @@ class Harvest:
                 found = {int(r["id"]) for r in previous}
                 previous += [{"id": i} for i in vanished if i not in found]
                 self._recorder.deleted_rows(project_id, previous, utcnow())
+
+    def _refresh_for(self, item: Mapping[str, Any], now: datetime) -> str | None:
+        """The `refresh` a listed insight is retrieved with, or None when the list answered it.
+
+        A dashboard's view is always retrieved: the list does not apply dashboard filters.
+        """
+        if self.options.from_dashboard is None:
+            return retrieve_refresh(item, self.options.refresh, now)
+        return self.unlisted_refresh()
+
+    def unlisted_refresh(self) -> str:
+        """The `refresh` for a view whose cache state the list does not show (a dashboard's, a backfill
+        window's). `async_except_on_cache_miss` asks for `blocking` there: it computes a miss in this run
+        and returns a fresh result as it is, the cheapest way to keep the mode's promise unseen."""
+        mode = self.options.refresh
+        return "blocking" if mode == "async_except_on_cache_miss" else mode
 
     def _after_outcome(self, outcome: Outcome) -> None:
         """Hook for subclasses that track progress per outcome (backfills)."""
@@ -430,13 +473,12 @@ class Harvest:
         queue: asyncio.Queue[tuple[str, Any]],
     ) -> None:
         pid, iid = cand.project_id, cand.insight_id
-        opts = self.options
         try:
             if self._stop:
                 await queue.put(("skipped", cand))
                 return
             try:
-                response = await client.get_insight(pid, iid, refresh=opts.refresh, params=dict(cand.params))
+                response = await self._retrieve(client, cand)
             except NotFoundError:
                 await queue.put(("deleted", (pid, meta)))
                 return
@@ -448,8 +490,8 @@ class Harvest:
                     )
                 )
                 return
-            job = self._pollable_job(response)
-            finished = self._finished_job(response) if job is None else None
+            job = self._pollable_job(cand, response)
+            finished = self._finished_job(cand, response) if job is None else None
             if finished is not None:
                 # The job this retrieve started (or found) had already completed: its results are the
                 # new snapshot, whatever stale result the retrieve itself carries.
@@ -458,7 +500,7 @@ class Harvest:
                 await queue.put(("outcome", (self._from_payload(cand, finished, "poll"), meta)))
                 return
             if job is None:
-                if response.get("result") is None and opts.refresh == "force_async":
+                if response.get("result") is None and cand.refresh == "force_async":
                     note = "force_async started a job without a pollable id; the next run reads it from cache"
                     outcome = self._outcome(cand, settings.STATUS_PENDING, "retrieve", response, note)
                 else:
@@ -469,6 +511,8 @@ class Harvest:
                 await queue.put(("outcome", (self._from_payload(cand, response, "retrieve"), meta)))
             outcome = await self._poll(client, cand, job)
             await queue.put(("outcome", (outcome, meta)))
+        except _OutOfBudget:
+            await queue.put(("skipped", cand))
         except RateLimitExceededError as exc:
             self._stop = self._stop or str(exc)
             await queue.put(("skipped", cand))
@@ -477,18 +521,44 @@ class Harvest:
         finally:
             await queue.put(("done", None))
 
-    def _pollable_job(self, response: Mapping[str, Any]) -> _Job | None:
+    async def _retrieve(self, client: PostHogClient, cand: Candidate) -> dict[str, Any]:
+        """One retrieve under the candidate's `refresh`. A calculation PostHog refused for lack of a free
+        slot is asked for again when one is likely free (CalculationSlots), while the request budget lasts
+        and until the organisation has refused everything for `poll_deadline_s`: a refusal is "later",
+        never the insight's error."""
+        params = dict(cand.params)
+        pid, iid = cand.project_id, cand.insight_id
+        if cand.refresh not in SYNCHRONOUS_MODES:
+            return await client.get_insight(pid, iid, refresh=cand.refresh, params=params)
+        while True:
+            try:
+                async with self.slots.calculation() as slot:
+                    response = await client.get_insight(pid, iid, refresh=cand.refresh, params=params)
+                    if not refused(response):
+                        return response
+                    slot.refused()
+            except OrganisationBusy:
+                raise PostHogInsightsError(
+                    f"PostHog refused every calculation for {self.slots.deadline_s:g} s"
+                    " (concurrency_limit_exceeded: the organisation's calculation slots were taken);"
+                    " the next run retries it first"
+                ) from None
+            budget = self.options.max_requests
+            if self._stop or (budget is not None and self.stats.count() >= budget):
+                raise _OutOfBudget
+
+    def _pollable_job(self, cand: Candidate, response: Mapping[str, Any]) -> _Job | None:
         status = response.get("query_status")
-        if self.options.refresh not in settings.ASYNC_MODES or not isinstance(status, Mapping):
+        if cand.refresh not in _JOB_MODES or not isinstance(status, Mapping):
             return None
         if status.get("complete") or status.get("error") or not status.get("id"):
             return None
         return _Job(str(status["id"]), parse_time(response.get("last_refresh")))
 
-    def _finished_job(self, response: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    def _finished_job(self, cand: Candidate, response: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The results of an async job the response reports as complete already (fast queries), else None."""
         status = response.get("query_status")
-        if self.options.refresh not in settings.ASYNC_MODES or not isinstance(status, Mapping):
+        if cand.refresh not in _JOB_MODES or not isinstance(status, Mapping):
             return None
         if not status.get("complete") or status.get("error"):
             return None

@@ -7,6 +7,7 @@ and no request reaches the network on invalid input.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,13 @@ def parse_filter(
     )
 
 
+def _number(name: str, value: float, *, allow_zero: bool = True) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Everything one run needs, already validated."""
@@ -144,6 +152,15 @@ class RunOptions:
     variant: str = ""  # "" for plain results, "dashboard=ID" for a dashboard's view
 
     def __post_init__(self) -> None:
+        _number("timeout_s", self.timeout_s, allow_zero=False)
+        _number("max_wait_s", self.max_wait_s)
+        _number("retry_backoff_s", self.retry_backoff_s)
+        if (
+            isinstance(self.max_retries, bool)
+            or not isinstance(self.max_retries, int)
+            or self.max_retries < 0
+        ):
+            raise ConfigError(f"max_retries: must be a whole number >= 0, got {self.max_retries!r}")
         if self.page_size < 1:
             raise ConfigError(f"page_size: {self.page_size} must be at least 1")
         if self.concurrency < 1:

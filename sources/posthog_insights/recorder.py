@@ -26,7 +26,7 @@ from posthog_insights.records import (
     table,
 )
 from posthog_insights.report import RunReport
-from posthog_insights.shapes import SnapshotRef, TidyRows, insight_kind
+from posthog_insights.shapes import ShapeOutcome, SnapshotRef, TidyRows, insight_kind
 
 TIDY_FLUSH_ROWS = 50_000
 RECORD_FLUSH_ROWS = 1_000
@@ -153,14 +153,11 @@ class Recorder:
                 return
             snapshot = outcome.seen_at
         kind = insight_kind(meta)
-        shape: str | None = None
-        recognised: bool | None = None
-        rows = 0
+        shaped: ShapeOutcome | None = None
         if outcome.status == settings.STATUS_OK:
             ref = SnapshotRef(outcome.project_id, outcome.insight_id, snapshot, outcome.variant)
             shaped = self._tidy.add(ref, meta, response)
-            shape, recognised, rows = shaped.shape, shaped.recognised, shaped.rows
-        self._result_rows.append(result_row(outcome, snapshot, kind, shape, recognised, rows, result_json))
+        self._result_rows.append(result_row(outcome, snapshot, kind, shaped, result_json))
         self._result_bytes += len(result_json or "")
         if outcome.status == settings.STATUS_OK:
             state["ok"][key] = [snapshot.isoformat(), digest]

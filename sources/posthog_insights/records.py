@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from posthog_insights.planner import parse_time
-from posthog_insights.shapes import insight_kind
+from posthog_insights.shapes import ShapeOutcome, insight_kind
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -140,28 +140,27 @@ class Outcome:
 
 
 def result_row(
-    outcome: Outcome,
-    snapshot: datetime,
-    kind: str,
-    shape: str | None,
-    recognised: bool | None,
-    tidy_rows: int,
-    result_json: str | None,
+    outcome: Outcome, snapshot: datetime, kind: str, shaped: ShapeOutcome | None, result_json: str | None
 ) -> dict[str, Any]:
+    """One `insight_results` row. An `ok` result whose shape is not turned into tidy rows says why in
+    `error_message`: its numbers are only in `result_json`."""
     response = outcome.response or {}
+    note = None
+    if shaped is not None and not shaped.recognised:
+        note = f"result shape not turned into rows ({shaped.note or shaped.shape}); see result_json"
     return {
         "project_id": outcome.project_id,
         "insight_id": outcome.insight_id,
         "snapshot": snapshot,
         "variant": outcome.variant,
         "status": outcome.status,
-        "error_message": outcome.error_message,
+        "error_message": outcome.error_message or note,
         "refresh_mode": outcome.refresh_mode,
         "fetched_via": outcome.fetched_via,
         "kind": kind,
-        "shape": shape,
-        "shape_recognised": recognised,
-        "tidy_rows": tidy_rows,
+        "shape": shaped.shape if shaped else None,
+        "shape_recognised": shaped.recognised if shaped else None,
+        "tidy_rows": shaped.rows if shaped else 0,
         "is_cached": response.get("is_cached"),
         "last_refresh": outcome.last_refresh,
         "seen_at": outcome.seen_at,

@@ -35,11 +35,10 @@ REFRESH_MODES: Final[tuple[str, ...]] = (
     "force_async",
 )
 DEFAULT_REFRESH: Final = "blocking"
-ASYNC_MODES: Final = frozenset({"async", "async_except_on_cache_miss", "lazy_async", "force_async"})
 
 # PostHog's limits for the insights endpoints, per personal API key: (requests, seconds) sliding windows.
 DEFAULT_RATE_LIMITS: Final[tuple[tuple[int, float], ...]] = ((240, 60.0), (1200, 3600.0))
-DEFAULT_CONCURRENCY: Final = 8
+DEFAULT_CONCURRENCY: Final = 4
 DEFAULT_TIMEOUT_S: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 5
 # Longest single 429 wait we sit through; a longer one stops the run gracefully (what was fetched loads).

@@ -30,21 +30,40 @@ BASE_CONFIG = EmulatorConfig(
 )
 
 
+# Kinds without an interval (the doc's staleness table: the `None` row).
+NO_INTERVAL_KINDS = frozenset({"PATHS", "JSON"})
+
+
 class Pool:
-    """Hands out each healthy insight of a kind/variant once, so state-changing tests never collide."""
+    """Hands out each healthy insight of a kind/variant once, so state-changing tests never collide.
+
+    By default only daily insights over a relative range: their staleness thresholds are the doc's
+    `day` column (6 h, lazily 12 h), which the refresh-table tests rely on.
+    """
 
     def __init__(self, emulator: Emulator, project_id: int = 1) -> None:
         self.emulator = emulator
         self.project_id = project_id
         self.used: set[int] = set()
 
-    def take(self, kind: str | None = None, variant: str | None = None) -> int:
+    def take(
+        self,
+        kind: str | None = None,
+        variant: str | None = None,
+        *,
+        interval: str | None = "day",
+        fixed_range: bool | None = False,
+    ) -> int:
         store = self.emulator.store
         kinds = (
             [kind] if kind else ["TRENDS", "FUNNELS", "RETENTION", "PATHS", "STICKINESS", "LIFECYCLE", "SQL"]
         )
         for candidate_kind in kinds:
-            for insight_id in store.find(self.project_id, candidate_kind, variant):
+            wanted = None if candidate_kind in NO_INTERVAL_KINDS else interval
+            found = store.find(
+                self.project_id, candidate_kind, variant, interval=wanted, fixed_range=fixed_range
+            )
+            for insight_id in found:
                 if insight_id in self.used:
                     continue
                 if store.insight(self.project_id, insight_id)["_emulator"]["fails"] is not None:

@@ -1,8 +1,10 @@
-"""Async calculations: query_status fields, polling (202 / 200 / 400), cancelling, and the cache after."""
+"""Async calculations: query_status fields, polling (202 / 200 / 400 / 404 once expired), cancelling,
+and the cache after. A job's id is the insight's cache key (the doc: "normally the cache key")."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,6 +28,10 @@ STATUS_FIELDS = {
     "task_id",
     "insight_id",
 }
+
+
+def ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def start_job(client: httpx.Client, emu: Emulator, insight_id: int, mode: str = "async") -> dict[str, Any]:
@@ -99,15 +105,15 @@ def test_stale_result_with_job_then_fresh(client: httpx.Client, emu: Emulator, p
 
 def test_failed_job_polls_400_with_message(client: httpx.Client, emu: Emulator, pool: Any) -> None:
     insight_id = pool.take("FUNNELS")
-    emu.store.set_fails(1, insight_id, "concurrency_limit_exceeded")
+    emu.store.set_fails(1, insight_id, "Query exceeds memory limits.")
     status = start_job(client, emu, insight_id)
     emu.advance_clock(1.0)
     response = client.get(f"/api/environments/1/query/{status['id']}/")
     assert response.status_code == 400
     body = response.json()
-    assert body["type"] == "validation_error" and body["detail"] == "concurrency_limit_exceeded"
+    assert body["type"] == "validation_error" and body["detail"] == "Query exceeds memory limits."
     assert body["query_status"]["error"] is True and body["query_status"]["complete"] is True
-    assert body["query_status"]["error_message"] == "concurrency_limit_exceeded"
+    assert body["query_status"]["error_message"] == "Query exceeds memory limits."
 
 
 def test_delete_cancels_and_forgets_the_job(client: httpx.Client, emu: Emulator, pool: Any) -> None:
@@ -115,11 +121,53 @@ def test_delete_cancels_and_forgets_the_job(client: httpx.Client, emu: Emulator,
     status = start_job(client, emu, insight_id)
     emu.reset_stats()
     response = client.delete(f"/api/environments/1/query/{status['id']}/")
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 200
+    assert set(response.json()) == {"message"} and response.json()["message"]
     assert emu.stats.kind("cancel") == 1
     assert client.get(f"/api/environments/1/query/{status['id']}/").status_code == 404
     emu.advance_clock(1.0)
     assert client.get(DETAIL.format(insight_id)).json()["result"] is None  # nothing was written
+
+
+def test_delete_keeps_a_finished_status(client: httpx.Client, emu: Emulator, pool: Any) -> None:
+    insight_id = pool.take("TRENDS")
+    status = start_job(client, emu, insight_id)
+    emu.advance_clock(emu.config.async_delay_s + 0.01)
+    path = f"/api/environments/1/query/{status['id']}/"
+    assert client.get(path).status_code == 200
+    response = client.delete(path)
+    assert response.status_code == 200 and response.json()["message"]
+    again = client.get(path)
+    assert again.status_code == 200 and again.json()["query_status"]["complete"] is True
+    unknown = client.delete("/api/environments/1/query/no-such-query/")
+    assert unknown.status_code == 200 and unknown.json()["message"]
+
+
+def test_status_expires_20_minutes_after_it_was_stored(
+    client: httpx.Client, emu: Emulator, pool: Any
+) -> None:
+    insight_id = pool.take("STICKINESS")
+    status = start_job(client, emu, insight_id)
+    emu.advance_clock(emu.config.async_delay_s + 0.01)
+    path = f"/api/environments/1/query/{status['id']}/"
+    done = client.get(path).json()["query_status"]
+    # Stored again when it finished: it expires 20 minutes after its end.
+    assert abs(ts(done["expiration_time"]) - ts(done["end_time"]) - 20 * 60) < 0.01
+    emu.advance_clock(19 * 60)
+    assert client.get(path).status_code == 200
+    emu.advance_clock(2 * 60)
+    expired = client.get(path)
+    assert expired.status_code == 404 and expired.json()["code"] == "not_found"
+    # The result it wrote stays in the cache.
+    assert client.get(DETAIL.format(insight_id)).json()["is_cached"] is True
+
+
+def test_running_status_expires_too(client: httpx.Client, emu: Emulator, pool: Any) -> None:
+    insight_id = pool.take("LIFECYCLE")
+    status = start_job(client, emu, insight_id)
+    assert abs(ts(status["expiration_time"]) - ts(status["start_time"]) - 20 * 60) < 0.01
+    emu.advance_clock(21 * 60)  # it finished long ago and nobody polled: 20 minutes after its end
+    assert client.get(f"/api/environments/1/query/{status['id']}/").status_code == 404
 
 
 def test_insights_cancel_endpoint(client: httpx.Client, emu: Emulator, pool: Any) -> None:
@@ -128,13 +176,14 @@ def test_insights_cancel_endpoint(client: httpx.Client, emu: Emulator, pool: Any
     body = client.get(
         DETAIL.format(insight_id), params={"refresh": "force_async", "client_query_id": "my-query-1"}
     ).json()
-    assert body["query_status"]["id"] == "my-query-1"
-    assert client.get("/api/environments/1/query/my-query-1/").status_code == 202
+    query_id = body["query_status"]["id"]  # the cache key, whatever client_query_id says
+    assert query_id != "my-query-1"
+    assert client.get(f"/api/environments/1/query/{query_id}/").status_code == 202
     emu.reset_stats()
-    response = client.post("/api/projects/1/insights/cancel/", json={"client_query_id": "my-query-1"})
+    response = client.post("/api/projects/1/insights/cancel/", json={"client_query_id": query_id})
     assert response.status_code == 201
     assert emu.stats.kind("cancel") == 1
-    assert client.get("/api/environments/1/query/my-query-1/").status_code == 404
+    assert client.get(f"/api/environments/1/query/{query_id}/").status_code == 404
     missing = client.post("/api/projects/1/insights/cancel/", json={})
     assert missing.status_code == 400 and missing.json()["attr"] == "client_query_id"
 

@@ -101,10 +101,10 @@ def test_soft_delete_by_patch_then_restore(fresh: Any) -> None:
     assert http.get(LIST).json()["count"] == count
 
 
-def test_delete_is_405(client: httpx.Client) -> None:
+def test_delete_is_405_with_an_empty_body(client: httpx.Client) -> None:
     response = client.delete(f"{LIST}1/")
     assert response.status_code == 405
-    assert response.json()["code"] == "method_not_allowed"
+    assert response.content == b""
     assert client.get(f"{LIST}1/").status_code == 200
 
 

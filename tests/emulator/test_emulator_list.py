@@ -230,20 +230,22 @@ def test_list_items_carry_the_force_cache_result(client: httpx.Client, emu: Emul
     assert states["hit"] and states["miss"]
 
 
-def test_failing_insight_in_list_has_null_result_and_error_status(
-    client: httpx.Client, emu: Emulator
-) -> None:
-    def broken(insight_id: int) -> bool:
-        fails = emu.store.insight(1, insight_id)["_emulator"]["fails"]
-        return fails is not None and not fails.startswith("concurrency")
-
-    failing = [i for i in emu.store.insight_ids(1) if broken(i)]
+def test_failing_insight_in_list_fails_only_when_it_calculates(client: httpx.Client, emu: Emulator) -> None:
+    failing = [i for i in emu.store.insight_ids(1) if emu.store.insight(1, i)["_emulator"]["fails"]]
     assert failing, "error_share gives some broken insights"
-    target = failing[0]
+    target = emu.store.insight(1, failing[0])
     items = client.get(LIST, params={"order": "id", "limit": 1000}).json()["results"]
-    item = next(i for i in items if i["id"] == target)
-    assert item["result"] is None
-    assert item["query_status"]["error"] is True and item["query_status"]["error_message"]
+    item = next(i for i in items if i["id"] == target["id"])
+    # force_cache calculates nothing, so nothing fails: a broken insight that never had a result is a miss.
+    assert item["result"] is None and item["query_status"] is None
+    page = {"short_id": target["short_id"], "refresh": "blocking"}
+    answered = client.get(LIST, params={**page, "client_query_id": "page-1"})
+    assert answered.status_code == 200
+    status = answered.json()["results"][0]["query_status"]
+    assert status["error"] is True and status["error_message"] == target["_emulator"]["fails"]
+    assert status["id"] == "page-1"
+    broken = client.get(LIST, params=page)  # no client_query_id: the whole page is a 500
+    assert broken.status_code == 500 and broken.json()["type"] == "server_error"
 
 
 def test_soft_deleted_insights_leave_the_list(start_emulator: Any, auth: dict[str, str]) -> None:

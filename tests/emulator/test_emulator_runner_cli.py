@@ -69,6 +69,14 @@ def test_config_is_validated() -> None:
         FaultConfig(kinds=("explode",))
     with pytest.raises(ValueError):
         EmulatorConfig(rate_limits=((0, 60.0),))
+    with pytest.raises(ValueError):
+        EmulatorConfig(org_concurrency=2, background_calcs=3)
+    with pytest.raises(ValueError):
+        EmulatorConfig(org_concurrency=0)
+    with pytest.raises(ValueError):
+        EmulatorConfig(calc_ms=-1)
+    with pytest.raises(ValueError):
+        EmulatorConfig(other_kinds_share=1.5)
 
 
 def test_simple_retrieves_throughput(start_emulator: Any, auth: dict[str, str]) -> None:
@@ -123,6 +131,27 @@ def test_cli_arguments_build_the_config() -> None:
     assert config.latency_ms == 5.0
     defaults = config_from_args(parser.parse_args([]))
     assert defaults.rate_limits is None and defaults.faults is None
+    assert defaults == EmulatorConfig(port=0)
+
+
+def test_cli_concurrency_staleness_and_mix_flags() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--org-concurrency", "4", "--background-calcs", "3", "--calc-ms", "250", "--no-stale-invalidation",
+         "--other-intervals-share", "0.5", "--fixed-range-share", "0.1", "--other-kinds-share", "0"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert (config.org_concurrency, config.background_calcs, config.calc_ms) == (4, 3, 250.0)
+    assert config.stale_invalidation is False
+    assert (config.other_intervals_share, config.fixed_range_share, config.other_kinds_share) == (
+        0.5,
+        0.1,
+        0.0,
+    )
+    assert config_from_args(parser.parse_args([])).stale_invalidation is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--cache-ttl", "60"])  # gone: staleness goes by PostHog's thresholds
 
 
 def test_cli_prints_url_and_key_then_stops_on_sigterm() -> None:

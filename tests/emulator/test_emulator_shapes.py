@@ -1,8 +1,8 @@
 """Result shapes of every insight kind, and conformance with PostHog's real payloads (tests/fixtures).
 
 Conformance: for each fixture, an emulator insight of the same kind and display has result elements
-with exactly the fixture's keys (minus the legacy-only ones API-FACTS lists) and the same JSON types,
-and its retrieve response has every top-level key the fixture has.
+with exactly the fixture's keys (minus the legacy-only ones docs/posthog-api.md lists) and the same
+JSON types, and its retrieve response has every top-level key the fixture has.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from posthog_emulator import Emulator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "posthog"
 DETAIL = "/api/projects/1/insights/{}/"
-# Keys only legacy (pre-HogQL) payloads carry; API-FACTS: "Legacy payloads also carry persons_urls,
+# Keys only legacy (pre-HogQL) payloads carry; docs/posthog-api.md: "Legacy payloads also carry persons_urls,
 # people_url, filter; current ones don't" (plus the person lists and funnel people URLs).
 LEGACY_KEYS = {
     "persons_urls",
@@ -86,8 +86,10 @@ def key_types(elements: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 
 def plain(emu: Emulator, kind: str, variant: str) -> int:
-    """A healthy insight of kind/variant ("line" and "steps" are never broken down)."""
-    for insight_id in emu.store.find(1, kind, variant):
+    """A healthy daily insight of kind/variant over a relative range ("line" and "steps" are never
+    broken down); paths and the JSON sources have no interval."""
+    interval = None if kind in ("PATHS", "JSON") else "day"
+    for insight_id in emu.store.find(1, kind, variant, interval=interval, fixed_range=False):
         if emu.store.insight(1, insight_id)["_emulator"]["fails"] is None:
             return insight_id
     raise LookupError((kind, variant))
@@ -127,7 +129,9 @@ def test_result_elements_conform_to_real_payloads(client: httpx.Client, emu: Emu
     if kind == "RETENTION":
         real_values = {k for v in first_real["values"] for k in v} - LEGACY_KEYS
         our_values = {k for v in first_ours["values"] for k in v}
-        assert real_values <= our_values <= real_values | {"label"}  # API-FACTS: values [{count, label?}]
+        assert (
+            real_values <= our_values <= real_values | {"label"}
+        )  # docs/posthog-api.md: values [{count, label?}]
 
 
 def test_top_level_keys_match_the_current_serializer(client: httpx.Client, emu: Emulator) -> None:
@@ -230,10 +234,22 @@ def test_legacy_insights_have_filters_and_a_derived_query(client: httpx.Client, 
     assert body["result"] is not None or body["query_status"]["error"]
 
 
+# The less common result kinds the seed adds (a few percent of the project).
+OTHER_VARIANTS = {"TRENDS": ("calendar_heatmap", "boxplot"), "RETENTION": ("sampled",)}
+
+
 def test_kinds_are_roughly_even(emu: Emulator) -> None:
-    counts = {kind: len(emu.store.find(1, kind)) for kind in ("TRENDS", "FUNNELS", "RETENTION", "PATHS")}
-    counts |= {kind: len(emu.store.find(1, kind)) for kind in ("STICKINESS", "LIFECYCLE", "SQL")}
+    counts = {}
+    for kind in ("TRENDS", "FUNNELS", "RETENTION", "PATHS", "STICKINESS", "LIFECYCLE", "SQL"):
+        others = sum(len(emu.store.find(1, kind, variant)) for variant in OTHER_VARIANTS.get(kind, ()))
+        counts[kind] = len(emu.store.find(1, kind)) - others
     assert max(counts.values()) - min(counts.values()) <= 3
+    others = len(emu.store.find(1, "JSON")) + sum(
+        len(emu.store.find(1, kind, variant))
+        for kind, variants in OTHER_VARIANTS.items()
+        for variant in variants
+    )
+    assert 0 < others <= 0.06 * len(emu.store.insight_ids(1))
 
 
 def test_thousands_of_points(start_emulator: Any, auth: dict[str, str]) -> None:

@@ -66,9 +66,40 @@ def test_wrong_key_and_other_endpoints_are_not_throttled(start_emulator: Any, au
         assert http.get(f"{LIST}1/").status_code == 200
         assert http.get(f"{LIST}1/").status_code == 200
         assert http.get(f"{LIST}1/").status_code == 429
-        assert http.get(f"{LIST}1/sharing/").status_code == 200
-        assert http.get("/api/environments/1/query/unknown/").status_code == 404
+        assert http.get(f"{LIST}1/sharing/").status_code == 200  # the sharing viewset's own limits
         assert http.get("/_emulator/health").status_code == 200
+
+
+# docs/posthog-api.md, Rate limits: one bucket for every action of the insights viewset, and the
+# query-status poll and cancel are throttled with the same classes.
+ONE_BUCKET = [
+    ("GET", LIST),
+    ("GET", f"{LIST}1/"),
+    ("GET", f"{LIST}activity/"),
+    ("GET", f"{LIST}1/activity/"),
+    ("GET", "/api/environments/1/query/some-query/"),
+    ("DELETE", "/api/environments/1/query/some-query/"),
+    ("GET", "/api/projects/1/query/some-query/"),
+    ("POST", f"{LIST}cancel/"),
+]
+
+
+def test_polls_cancels_and_activity_share_the_insights_bucket(
+    start_emulator: Any, auth: dict[str, str]
+) -> None:
+    emulator = start_emulator(rate_limits=((len(ONE_BUCKET), 60.0),))
+    with httpx.Client(base_url=emulator.base_url, headers=auth) as http:
+        for method, path in ONE_BUCKET:
+            body = {"client_query_id": "x"} if method == "POST" else None
+            response = http.request(method, path, json=body)
+            assert response.status_code != 429, (method, path)
+        for method, path in ONE_BUCKET:  # the bucket is full: every one of them is refused now
+            response = http.request(method, path, json={"client_query_id": "x"} if method == "POST" else None)
+            assert response.status_code == 429, (method, path)
+            assert response.json()["code"] == "throttled" and int(response.headers["Retry-After"]) >= 1
+        assert emulator.stats.throttled == len(ONE_BUCKET)
+        emulator.advance_clock(60)
+        assert http.get("/api/environments/1/query/some-query/").status_code == 404
 
 
 def test_drf_semantics_a_window_that_allows_records_even_if_another_refuses() -> None:

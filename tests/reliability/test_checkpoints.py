@@ -28,7 +28,6 @@ CONFIG: dict[str, Any] = {
     "fresh_share": 0.2,
     "stale_share": 0.6,
     "error_share": 0.05,
-    "cache_ttl_s": 86_400.0,
 }
 
 

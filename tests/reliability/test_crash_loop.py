@@ -158,7 +158,6 @@ def test_sigkill_anywhere_then_rerun_equals_a_clean_run(
         seed=21,
         points=30,
         error_share=0.05,
-        cache_ttl_s=86_400.0,
         latency_ms=10.0,
     )
     args = [
@@ -243,7 +242,6 @@ def _clean_run_then_killed_run(
         seed=4,
         points=8,
         error_share=0.1,
-        cache_ttl_s=86_400.0,
     )
     args = [
         "--host",
@@ -313,7 +311,7 @@ def test_sigkill_between_checkpoints_then_rerun_equals_a_clean_run(
     insights whose retrieve had not come yet (recorder: their metadata is held to the run's end)."""
     clock = frozen_clock()
     config: dict[str, Any] = {"api_key": KEY, "insights": 60, "seed": 4, "points": 8, "error_share": 0.1}
-    config.update(fresh_share=0.2, stale_share=0.6, cache_ttl_s=86_400.0)
+    config.update(fresh_share=0.2, stale_share=0.6)
 
     def args(emulator: Emulator) -> list[str]:
         # 1 list page + ~45 retrieves, 20 per 2 s: the pacer idles ~1.8 s after the first 20 (a checkpoint)

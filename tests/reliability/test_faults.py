@@ -40,7 +40,6 @@ BASE = {
     "seed": 5,
     "points": 14,
     "error_share": 0.05,
-    "cache_ttl_s": 86_400.0,
     "async_delay_s": 0.0,
 }
 RUN = {"page_size": 25, "max_retries": 8, "timeout_s": 5.0, "concurrency": 6}

@@ -1,6 +1,6 @@
-"""What PostHog itself answers when it cannot help: a long 429, a 404 mid-run, calculation errors,
-ClickHouse's concurrency limit, an async job that never ends. The run goes on where it can, stops
-gracefully where it must, and the next run finishes the job.
+"""What PostHog itself answers when it cannot help: a long 429, a 404 mid-run, calculation errors, an
+organisation whose calculation slots are all taken, an async job that never ends. The run goes on where
+it can, stops gracefully where it must, and the next run finishes the job.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ CONFIG: dict[str, Any] = {
     "seed": 9,
     "points": 10,
     "error_share": 0.0,
-    "cache_ttl_s": 86_400.0,
 }
 
 
@@ -146,8 +145,8 @@ def test_calculation_errors_are_recorded_and_retried_next_run(
     stale = [i for i, s in states.items() if s == "stale"]
     missing = [i for i, s in states.items() if s == "missing"]
     failing = {
-        stale[0]: ("concurrency_limit_exceeded", False),
-        missing[0]: ("concurrency_limit_exceeded", False),
+        stale[0]: ("Estimated query execution time is too long. Try reducing its scope.", False),
+        missing[0]: ("Query timed out", False),
         stale[1]: ("Query exceeds memory limits. Try reducing its scope by changing the time range.", False),
         missing[1]: ("Could not compute the insight: a column it references no longer exists.", False),
         missing[2]: ("Unable to resolve field: $browserr", True),  # a HogQL error: 400 validation_error
@@ -182,7 +181,71 @@ def test_calculation_errors_are_recorded_and_retried_next_run(
     history = _query(db, "SELECT COUNT(*) FROM insight_results WHERE status = 'error'")[0][0]
     assert history == len(failing)  # the failures stay as history
     assert set(duplicate_keys(db).values()) == {0}
-    figures("calculation errors / concurrency_limit_exceeded", trials=1, recovered=1, rows_lost=0)
+    figures("calculation errors (a timeout, memory, a HogQL 400)", trials=1, recovered=1, rows_lost=0)
+
+
+def test_an_organisation_with_no_free_slot_is_waited_out_never_recorded_as_an_error(
+    tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
+) -> None:
+    """Every one of the organisation's calculation slots is taken by its own users for a while: the run's
+    calculations are refused (concurrency_limit_exceeded), asked for again, and succeed once slots free."""
+    emulator = emulators(
+        clock=frozen_clock(),
+        org_concurrency=10,
+        background_calcs=10,
+        calc_ms=20.0,
+        **{**CONFIG, "insights": 40},
+    )
+
+    def free_the_slots() -> None:
+        deadline = time.monotonic() + 30
+        while emulator.stats.as_dict()["concurrency_refused"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        emulator.store.set_background_calcs(4)
+
+    watcher = threading.Thread(target=free_the_slots, daemon=True)
+    watcher.start()
+    result = load_into(tmp_path, emulator, refresh="blocking")
+    watcher.join()
+    assert result.complete, result.report
+    refused = emulator.stats.as_dict()["concurrency_refused"]
+    assert refused >= 3 and result.report.requests["refused_calculations"] == refused
+    db = tmp_path / "warehouse.duckdb"
+    assert _query(db, "SELECT DISTINCT status FROM insight_results_latest") == [("ok",)]
+    assert _query(db, "SELECT COUNT(*) FROM insight_results WHERE status = 'error'") == [(0,)]
+    assert (
+        _local_state(tmp_path, "reliability")["projects"]["1"]["failed"] == {}
+    )  # nothing parked for the back-off
+    figures("no free calculation slot (concurrency_limit_exceeded)", trials=1, recovered=1, rows_lost=0)
+
+
+def test_calculations_still_refused_at_the_deadline_are_left_for_the_next_run(
+    tmp_path: Path, emulators: Callable[..., Emulator]
+) -> None:
+    emulator = emulators(
+        clock=frozen_clock(),
+        org_concurrency=10,
+        background_calcs=10,
+        calc_ms=5.0,
+        **{**CONFIG, "insights": 20},
+    )
+    needing = [
+        i
+        for i in emulator.store.insight_ids(1)
+        if emulator.store.insight(1, i)["_emulator"]["cache_state"] != "fresh"
+    ]
+    started = time.monotonic()
+    result = load_into(tmp_path, emulator, refresh="blocking", poll_deadline_s=1.0)
+    assert time.monotonic() - started < 20
+    assert not result.complete and len(result.report.unfetched) == len(needing)
+    assert all("concurrency_limit_exceeded" in line for line in result.report.unfetched)
+    db = tmp_path / "warehouse.duckdb"
+    assert _query(db, "SELECT COUNT(*) FROM insight_results WHERE status = 'error'") == [(0,)]
+    assert sorted(_local_state(tmp_path, "reliability")["projects"]["1"]["deferred"]) == sorted(needing)
+    emulator.store.set_background_calcs(0)
+    again = load_into(tmp_path, emulator, refresh="blocking")
+    assert again.complete, again.report
+    assert _query(db, "SELECT DISTINCT status FROM insight_results_latest") == [("ok",)]
 
 
 def test_async_job_that_never_completes_is_pending_and_cancelled(

@@ -76,8 +76,34 @@ SPECS: Final[dict[str, TableSpec]] = {
                 "aggregated_value",
                 "is_aggregate",
             ),
-            row_columns=("value", "day", "interval", "label"),
-            sparse=frozenset({"day", "interval", "label"}),
+            row_columns=(
+                "value",
+                "day",
+                "interval",
+                "label",
+                "weekday",
+                "hour",
+                "box_min",
+                "box_p25",
+                "box_median",
+                "box_p75",
+                "box_max",
+            ),
+            # only some series have days, labels, intervals; only heatmaps and box plots have the rest
+            sparse=frozenset(
+                {
+                    "day",
+                    "interval",
+                    "label",
+                    "weekday",
+                    "hour",
+                    "box_min",
+                    "box_p25",
+                    "box_median",
+                    "box_p75",
+                    "box_max",
+                }
+            ),
             derived_dates=(("date", "day"),),
             position_column="point_index",
         ),
@@ -96,12 +122,13 @@ SPECS: Final[dict[str, TableSpec]] = {
                 "median_conversion_time",
                 "breakdown_value",
                 "breakdown",
+                "compare_label",
             ),
         ),
         TableSpec(
             "funnel_conversion_bins",
             group_columns=(),
-            row_columns=("bin_index", "bin_seconds", "count", "average_conversion_time"),
+            row_columns=("bin_index", "bin_seconds", "count", "average_conversion_time", "compare_label"),
         ),
         TableSpec(
             "retention_cells",
@@ -114,6 +141,7 @@ SPECS: Final[dict[str, TableSpec]] = {
                 "period_label",
                 "count",
                 "breakdown_value",
+                "value",
             ),
         ),
         TableSpec(
@@ -145,10 +173,11 @@ SMALL_INSIGHT_ROWS: Final = 128
 @dataclass(frozen=True)
 class Chunk:
     """One insight's finished rows for one table: row columns as Arrow arrays (a large insight) or as
-    checked Python lists (a small one), group values as Python lists."""
+    checked Python lists (a small one), or as a number of nulls (a sparse column the insight left untouched:
+    most series have no heatmap cells and no boxes); group values as Python lists."""
 
     rows: int
-    columns: dict[str, pa.Array | list[Any]]
+    columns: dict[str, pa.Array | list[Any] | int]
     groups: dict[str, list[Any]]
     group_lengths: list[int]
 
@@ -186,11 +215,11 @@ class Stage:
         if rows == 0:
             return None
         small = rows <= SMALL_INSIGHT_ROWS
-        columns: dict[str, pa.Array | list[Any]] = {}
+        columns: dict[str, pa.Array | list[Any] | int] = {}
         for name, values in self.cols.items():
             if len(values) < rows:  # a sparse column
-                if not values and not small:
-                    columns[name] = pa.nulls(rows, spec.types[name])
+                if not values:  # untouched: `rows` nulls, nothing to check
+                    columns[name] = rows
                     continue
                 values.extend([None] * (rows - len(values)))
             convert = spec.converters[name]
@@ -241,8 +270,11 @@ class TableBuffer:
         self.insight_lengths: list[int] = []
         self.groups: dict[str, list[Any]] = {name: [] for name in self.spec.group_columns}
         self.group_lengths: list[int] = []
-        # per row column: Arrow arrays of large insights between Python lists gathering small ones
-        self.chunks: dict[str, list[pa.Array | list[Any]]] = {name: [] for name in self.spec.row_columns}
+        # per row column: Arrow arrays of large insights between Python lists gathering small ones, and
+        # counts of nulls (runs of insights that left a sparse column untouched)
+        self.chunks: dict[str, list[pa.Array | list[Any] | int]] = {
+            name: [] for name in self.spec.row_columns
+        }
         self.rows = 0
 
     def append(self, common: tuple[Any, ...], chunk: Chunk) -> None:
@@ -255,7 +287,14 @@ class TableBuffer:
         self.group_lengths.extend(chunk.group_lengths)
         for name, part in chunk.columns.items():
             parts = self.chunks[name]
-            if isinstance(part, list) and parts and isinstance(parts[-1], list):
+            if not parts:
+                parts.append(part)
+            elif type(part) is int:
+                if type(parts[-1]) is int:
+                    parts[-1] += part
+                else:
+                    parts.append(part)
+            elif isinstance(part, list) and isinstance(parts[-1], list):
                 parts[-1].extend(part)
             else:
                 parts.append(part)
@@ -280,7 +319,14 @@ class TableBuffer:
                 columns[self.spec.position_column] = _positions(self.group_lengths, rows, group_ends)
         for name, parts in self.chunks.items():
             type_ = types[name]
-            arrays = [pa.array(part, type_) if isinstance(part, list) else part for part in parts]
+            arrays = [
+                pa.nulls(part, type_)
+                if type(part) is int
+                else pa.array(part, type_)
+                if isinstance(part, list)
+                else part
+                for part in parts
+            ]
             columns[name] = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
         for name, source in self.spec.derived_dates:
             columns[name] = parse_dates(columns[source])

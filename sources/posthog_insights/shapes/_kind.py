@@ -13,8 +13,28 @@ _QUERY_KINDS: Final[dict[str, str]] = {
     "RetentionQuery": "retention",
     "PathsQuery": "paths",
     "HogQLQuery": "sql",
+    # a trends query with the CalendarHeatmap display, as its own query kind (web analytics' active hours);
+    # its result is the heatmap grid itself
+    "CalendarHeatmapQuery": "trends",
 }
 _TABLE_NODES: Final = frozenset({"DataTableNode", "DataVisualizationNode"})
+# Sources whose result is a table of rows (arrays with `columns`, or objects), when saved bare, without
+# their DataTableNode wrapper. Wrapped, any source other than HogQLQuery is a table.
+_TABLE_SOURCES: Final = frozenset(
+    {
+        "EventsQuery",
+        "ActorsQuery",
+        "PersonsNode",
+        "GroupsQuery",
+        "SessionsQuery",
+        "HogQuery",
+        "WebOverviewQuery",
+        "WebStatsTableQuery",
+        "WebGoalsQuery",
+        "WebExternalClicksTableQuery",
+        "SessionAttributionExplorerQuery",
+    }
+)
 _LEGACY_KINDS: Final[dict[str, str]] = {
     "TRENDS": "trends",
     "STICKINESS": "stickiness",
@@ -37,15 +57,21 @@ def _from_query(query: Mapping[str, Any]) -> str | None:
         found = _QUERY_KINDS.get(source_kind) if isinstance(source_kind, str) else None
         return found if found != "sql" else None
     if kind in _TABLE_NODES:
-        return "sql" if source_kind == "HogQLQuery" else None
-    # A bare source without its InsightVizNode wrapper (insights created through the API can be saved so).
-    return _QUERY_KINDS.get(kind) if isinstance(kind, str) else None
+        if not isinstance(source_kind, str) or not source_kind:
+            return None
+        return "sql" if source_kind == "HogQLQuery" else "table"
+    # A bare source without its wrapper (insights created through the API can be saved so).
+    if not isinstance(kind, str):
+        return None
+    return "table" if kind in _TABLE_SOURCES else _QUERY_KINDS.get(kind)
 
 
 def insight_kind(insight: Mapping[str, Any]) -> str:
-    """The insight's kind: trends, stickiness, lifecycle, funnels, retention, paths, sql or unknown.
+    """The insight's kind: trends, stickiness, lifecycle, funnels, retention, paths, sql, table or unknown.
 
-    The query wins over the legacy filters: current PostHog keeps `filters` as `{}` beside the query.
+    `sql` is a HogQL query (in a DataTableNode / DataVisualizationNode, or bare); `table` a DataTableNode /
+    DataVisualizationNode over any other source (events, persons, web analytics, Hog...), or such a source
+    bare. The query wins over the legacy filters: current PostHog keeps `filters` as `{}` beside the query.
     """
     if not isinstance(insight, Mapping):
         return "unknown"

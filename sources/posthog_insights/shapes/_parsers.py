@@ -14,7 +14,7 @@ import orjson
 
 from ._buffer import SPECS, Stage
 from ._kind import funnel_viz_type
-from ._values import Unrecognised, dumps, iso_micros, opt_float, opt_int, text
+from ._values import Unrecognised, count_and_value, dumps, iso_micros, opt_float, opt_int, text
 
 
 class Build:
@@ -59,6 +59,18 @@ def _pad(column: list[Any], rows: int) -> None:
         column.extend([None] * (rows - len(column)))
 
 
+_INT32_MIN: Final = -(2**31)
+_INT32_MAX: Final = 2**31 - 1
+
+
+def _int32(value: Any, what: str) -> int:
+    """A group value that must fit the int32 key column (group values are not checked again later)."""
+    number = opt_int(value)
+    if number is None or not _INT32_MIN <= number <= _INT32_MAX:
+        raise Unrecognised(f"{what} is {value!r}, not an int32")
+    return number
+
+
 # --- trends, stickiness, lifecycle, funnel trends ----------------------------------------------------
 
 
@@ -69,7 +81,7 @@ def _series(result: Any, build: Build, shape: str) -> str:
     stage = build.stage("trend_points")
     cols = stage.cols
     value, day, interval, label = cols["value"], cols["day"], cols["interval"], cols["label"]
-    rows = points = aggregates = 0
+    rows = points = aggregates = heatmaps = 0
     for index, series in enumerate(result):
         if not _is_object(series):
             raise Unrecognised(f"{shape}: series {index} is a {type(series).__name__}, not an object")
@@ -92,6 +104,16 @@ def _series(result: Any, build: Build, shape: str) -> str:
             opt_float(series.get("count")),
             aggregated,
         )
+        heatmap = series.get("calendar_heatmap_data")
+        if heatmap is not None:
+            # display CalendarHeatmap: `data` is empty, the grid is the series' rows
+            if data:
+                raise Unrecognised(f"{shape}: series {index} has both data and calendar_heatmap_data")
+            n = _heatmap_cells(heatmap, cols, rows, f"{shape}: series {index} calendar_heatmap_data")
+            stage.group(n, (*described, False))
+            rows += n
+            heatmaps += 1
+            continue
         n = len(data)
         if n:
             value.extend(data)
@@ -120,13 +142,114 @@ def _series(result: Any, build: Build, shape: str) -> str:
             stage.group(1, (*described, True))
             rows += 1
             aggregates += 1
+    if heatmaps:
+        return f"{shape}_calendar_heatmap"
     if aggregates and not points:
         return f"{shape}_aggregate"
     return shape
 
 
+def _heatmap_cells(heatmap: Any, cols: dict[str, list[Any]], rows: int, where: str) -> int:
+    """The cells `{row, column, value}` of a day-of-week x hour grid (`EventsHeatMapStructuredResult`):
+    one row each, `row` (ClickHouse toDayOfWeek, 1 = Monday) into `weekday`, `column` into `hour`. At most
+    7 x 24 cells, so a plain loop. The margins (`rowAggregations`, `columnAggregations`) are not rows."""
+    if not _is_object(heatmap):
+        raise Unrecognised(f"{where} is a {type(heatmap).__name__}, not an object")
+    grid = heatmap.get("data")
+    if not isinstance(grid, list):
+        raise Unrecognised(f"{where}: data is a {type(grid).__name__}, not a list of cells")
+    weekdays: list[Any] = []
+    hours: list[Any] = []
+    values: list[Any] = []
+    for position, cell in enumerate(grid):
+        if not _is_object(cell) or "row" not in cell or "column" not in cell or "value" not in cell:
+            raise Unrecognised(f"{where}: cell {position} is not an object with row, column and value")
+        weekday, hour = cell["row"], cell["column"]
+        # checked here: Arrow would truncate a fractional number into an int32 column of a large insight
+        if type(weekday) is not int or type(hour) is not int:
+            raise Unrecognised(f"{where}: cell {position} row {weekday!r} / column {hour!r} are not integers")
+        weekdays.append(weekday)
+        hours.append(hour)
+        values.append(cell["value"])
+    if values:
+        _pad(cols["weekday"], rows)
+        cols["weekday"].extend(weekdays)
+        _pad(cols["hour"], rows)
+        cols["hour"].extend(hours)
+        cols["value"].extend(values)
+    return len(values)
+
+
+def _heatmap_result(result: Mapping[str, Any], build: Build) -> str:
+    """A CalendarHeatmapQuery's own result: the grid itself, as one series."""
+    stage = build.stage("trend_points")
+    n = _heatmap_cells(result, stage.cols, 0, "calendar heatmap")
+    aggregated = opt_float(result.get("allAggregations"))
+    stage.group(n, (0, None, None, None, None, None, None, None, None, aggregated, False))
+    return "trends_calendar_heatmap"
+
+
+_BOX_COLUMNS: Final = (
+    ("box_min", "min", "min"),
+    ("box_p25", "p25", "q1"),  # q1 / q3: the names of the first version of PostHog's box plot
+    ("box_median", "median", "median"),
+    ("box_p75", "p75", "q3"),
+    ("box_max", "max", "max"),
+)
+
+
+def _is_box_plot(result: Any) -> bool:
+    """Boxes `{day, label, min, p25, median, p75, max, mean, series_index, series_label}`, not series: the
+    payload decides (a series has `data` and never a `median`)."""
+    if not isinstance(result, list) or not result:
+        return False
+    first = result[0]
+    return _is_object(first) and "median" in first and "data" not in first
+
+
+def _box_plot(result: list[Any], build: Build) -> str:
+    """Display BoxPlot: one row per box, grouped by `series_index` (boxes of one series are contiguous in
+    PostHog's answer; they are grouped anyway, in the order the series first appear)."""
+    series: dict[int, list[Mapping[str, Any]]] = {}
+    series_labels: dict[int, str | None] = {}
+    for position, box in enumerate(result):
+        if not _is_object(box) or "median" not in box or "data" in box:
+            raise Unrecognised(f"trends box plot: item {position} is not a box (an object with a median)")
+        raw_index = box.get("series_index")
+        index = (
+            0 if raw_index is None else _int32(raw_index, f"trends box plot: item {position} series_index")
+        )
+        boxes = series.get(index)
+        if boxes is None:
+            boxes = series[index] = []
+            series_labels[index] = text(box.get("series_label"))
+        boxes.append(box)
+    stage = build.stage("trend_points")
+    cols = stage.cols
+    rows = 0
+    for index, boxes in series.items():
+        cols["value"].extend([box.get("mean") for box in boxes])
+        for column, name, old_name in _BOX_COLUMNS:
+            _pad(cols[column], rows)
+            cols[column].extend([box[name] if name in box else box.get(old_name) for box in boxes])
+        _pad(cols["day"], rows)
+        cols["day"].extend([box.get("day") for box in boxes])
+        _pad(cols["label"], rows)
+        cols["label"].extend([box.get("label") for box in boxes])
+        stage.group(
+            len(boxes), (index, series_labels[index], None, None, None, None, None, None, None, None, False)
+        )
+        rows += len(boxes)
+    return "trends_box_plot"
+
+
 def trends(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping[str, Any]) -> str:
-    """Trends, stickiness (integer `days`) and lifecycle (`status` per series) share this shape."""
+    """Trends, stickiness (integer `days`) and lifecycle (`status` per series) share this shape; a trends
+    box plot is a list of boxes, a calendar heatmap query's result the grid object."""
+    if _is_object(result) and isinstance(result.get("data"), list):
+        return _heatmap_result(result, build)
+    if _is_box_plot(result):
+        return _box_plot(result, build)
     return _series(result, build, "trends")
 
 
@@ -135,14 +258,19 @@ def trends(result: Any, build: Build, insight: Mapping[str, Any], response: Mapp
 
 def _steps(steps: list[Any], breakdown_index: int, stage: Stage) -> None:
     cols = stage.cols
+    orders: set[int | None] = set()
     for position, step in enumerate(steps):
         if not _is_object(step):
             raise Unrecognised(f"funnel step {position} is a {type(step).__name__}, not an object")
         if "count" not in step:
             raise Unrecognised(f"funnel step {position} has no count")
         order = step.get("order")
+        step_order = position if order is None else opt_int(order)
+        if step_order in orders:
+            raise Unrecognised(f"funnel step {position}: step order {step_order} repeats in its group")
+        orders.add(step_order)
         cols["breakdown_index"].append(breakdown_index)
-        cols["step_order"].append(position if order is None else opt_int(order))
+        cols["step_order"].append(step_order)
         cols["name"].append(text(step.get("name")))
         cols["custom_name"].append(text(step.get("custom_name")))
         cols["action_id"].append(text(step.get("action_id")))
@@ -152,22 +280,53 @@ def _steps(steps: list[Any], breakdown_index: int, stage: Stage) -> None:
         cols["median_conversion_time"].append(opt_float(step.get("median_conversion_time")))
         cols["breakdown_value"].append(text(step.get("breakdown_value")))
         cols["breakdown"].append(text(step.get("breakdown")))
+        cols["compare_label"].append(text(step.get("compare_label")))
 
 
-def _time_to_convert(result: Mapping[str, Any], build: Build) -> str:
-    bins = result.get("bins")
+def _compare_groups(steps: list[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """A compared funnel's flat list of steps, cut into its periods (runs of one `compare_label`)."""
+    groups: list[list[Mapping[str, Any]]] = []
+    label: Any = None
+    for step in steps:
+        step_label = step.get("compare_label")
+        if not groups or step_label != label:
+            groups.append([])
+            label = step_label
+        groups[-1].append(step)
+    return groups
+
+
+def _bins(period: Mapping[str, Any], start: int, cols: dict[str, list[Any]], where: str) -> int:
+    """One `{bins: [[seconds, count], ...], average_conversion_time}`, numbered on from `start`."""
+    bins = period.get("bins")
     if not isinstance(bins, list):
-        raise Unrecognised("funnel time_to_convert: bins is not a list")
-    average = opt_float(result.get("average_conversion_time"))
-    cols = build.stage("funnel_conversion_bins").cols
+        raise Unrecognised(f"{where}: bins is not a list")
+    average = opt_float(period.get("average_conversion_time"))
+    label = text(period.get("compare_label"))
     for index, pair in enumerate(bins):
         if not isinstance(pair, list) or len(pair) != 2:
-            raise Unrecognised(f"funnel time_to_convert: bin {index} is not a [seconds, count] pair")
-        cols["bin_index"].append(index)
+            raise Unrecognised(f"{where}: bin {index} is not a [seconds, count] pair")
+        cols["bin_index"].append(start + index)
         cols["bin_seconds"].append(opt_float(pair[0]))
         cols["count"].append(opt_int(pair[1]))
         cols["average_conversion_time"].append(average)
+        cols["compare_label"].append(label)
+    return len(bins)
+
+
+def _time_to_convert(result: Mapping[str, Any], build: Build) -> str:
+    _bins(result, 0, build.stage("funnel_conversion_bins").cols, "funnel time_to_convert")
     return "funnel_time_to_convert"
+
+
+def _time_to_convert_compare(result: list[Mapping[str, Any]], build: Build) -> str:
+    """A compared time-to-convert funnel: one `{compare_label, bins, average_conversion_time}` per period;
+    `bin_index` runs on across the periods (it is the table's key)."""
+    cols = build.stage("funnel_conversion_bins").cols
+    start = 0
+    for period, item in enumerate(result):
+        start += _bins(item, start, cols, f"funnel time_to_convert period {period}")
+    return "funnel_time_to_convert_compare"
 
 
 _TREND_KEYS: Final = frozenset({"data", "days"})
@@ -191,12 +350,20 @@ def funnels(result: Any, build: Build, insight: Mapping[str, Any], response: Map
         raise Unrecognised("funnels: result mixes lists, objects or scalars")
     keys = set().union(*(item.keys() for item in result))
     trend_like, step_like = bool(keys & _TREND_KEYS), bool(keys & _STEP_KEYS)
+    if "bins" in keys and not trend_like and not step_like:
+        return _time_to_convert_compare(result, build)
     if trend_like and (not step_like or funnel_viz_type(insight) == "trends"):
         return _series(result, build, "funnel_trends")
     if not step_like and "count" not in keys:
         raise Unrecognised("funnels: objects are neither steps nor trend series")
-    _steps(result, 0, build.stage("funnel_steps"))
-    return "funnel_steps"
+    stage = build.stage("funnel_steps")
+    if "compare_label" not in keys:
+        _steps(result, 0, stage)
+        return "funnel_steps"
+    # compared with the previous period: the steps of both periods in one list
+    for index, steps in enumerate(_compare_groups(result)):
+        _steps(steps, index, stage)
+    return "funnel_steps_compare"
 
 
 # --- retention, paths, sql -------------------------------------------------------------------------
@@ -212,22 +379,26 @@ def retention(result: Any, build: Build, insight: Mapping[str, Any], response: M
         values: list[Any] = cohort["values"]
         n = len(values)
         counts: list[int | None] = []
+        exact: list[float | None] = []
         period_labels: list[str | None] = []
         for period_index, cell in enumerate(values):
             if _is_object(cell):
                 if "count" not in cell:
                     raise Unrecognised(f"retention: cohort {cohort_index} value {period_index} has no count")
-                counts.append(opt_int(cell["count"]))
+                count, value = count_and_value(cell["count"])
                 period_labels.append(text(cell.get("label")))
             else:
-                counts.append(opt_int(cell))
+                count, value = count_and_value(cell)
                 period_labels.append(None)
+            counts.append(count)
+            exact.append(value)
         cols["cohort_index"].extend([cohort_index] * n)
         cols["period_index"].extend(range(n))
         cols["cohort_date"].extend([iso_micros(cohort.get("date"))] * n)
         cols["cohort_label"].extend([text(cohort.get("label"))] * n)
         cols["period_label"].extend(period_labels)
         cols["count"].extend(counts)
+        cols["value"].extend(exact)
         cols["breakdown_value"].extend([text(cohort.get("breakdown_value"))] * n)
     return "retention"
 
@@ -284,10 +455,11 @@ def _column_names(response: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def sql(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping[str, Any]) -> str:
-    """Each row as a compact JSON object keyed by column name; values keep their JSON types."""
+def _rows(result: Any, build: Build, response: Mapping[str, Any], shape: str) -> str:
+    """Each row as a compact JSON object keyed by column name; values keep their JSON types. A row that is
+    already an object (web overview items, persons) stays as it is."""
     if not isinstance(result, list):
-        raise Unrecognised(f"sql: result is a {type(result).__name__}, not a list of rows")
+        raise Unrecognised(f"{shape}: result is a {type(result).__name__}, not a list of rows")
     names = _column_names(response)
     cols = build.stage("sql_rows").cols
     out = cols["row"]
@@ -302,13 +474,24 @@ def sql(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping
         elif _is_object(row):
             obj = row
         else:
-            raise Unrecognised(f"sql: row {index} is a {type(row).__name__}, not an array")
+            raise Unrecognised(f"{shape}: row {index} is a {type(row).__name__}, not an array")
         try:
             out.append(orjson.dumps(obj).decode())
         except TypeError:  # what orjson refuses (an int beyond 64 bits), the stdlib writes
             out.append(dumps(obj))
     cols["row_index"].extend(range(len(result)))
-    return "sql"
+    return shape
+
+
+def sql(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping[str, Any]) -> str:
+    """A HogQL query's rows."""
+    return _rows(result, build, response, "sql")
+
+
+def table(result: Any, build: Build, insight: Mapping[str, Any], response: Mapping[str, Any]) -> str:
+    """A saved data table over another source (EventsQuery, ActorsQuery, WebOverviewQuery, HogQuery...):
+    its rows exactly as SQL rows."""
+    return _rows(result, build, response, "table")
 
 
 PARSERS: Final[dict[str, Parser]] = {
@@ -319,4 +502,5 @@ PARSERS: Final[dict[str, Parser]] = {
     "retention": retention,
     "paths": paths,
     "sql": sql,
+    "table": table,
 }

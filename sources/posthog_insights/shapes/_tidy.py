@@ -31,7 +31,10 @@ class SnapshotRef:
 class ShapeOutcome:
     rows: int  # tidy rows added for this insight
     recognised: bool  # False: unknown kind or shape; nothing added, the caller keeps the raw JSON
-    shape: str  # "trends", "trends_aggregate", "funnel_steps", ..., "empty", "unknown"
+    # trends, trends_aggregate, trends_calendar_heatmap, trends_box_plot, funnel_trends, funnel_steps,
+    # funnel_steps_breakdown, funnel_steps_compare, funnel_time_to_convert, funnel_time_to_convert_compare,
+    # retention, paths, sql, table; or "empty", "unknown"
+    shape: str
     note: str | None = None  # why not recognised
 
 

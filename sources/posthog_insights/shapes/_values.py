@@ -7,6 +7,7 @@ The normalisers are strict on purpose: a value of the wrong type raises, and the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -62,6 +63,20 @@ def opt_int(value: Any) -> int | None:
     if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
         return value
     raise TypeError(f"expected an int64, got {value!r}")
+
+
+def count_and_value(value: Any) -> tuple[int | None, float | None]:
+    """A count that may be fractional (retention corrected for sampling): (rounded half up, exact).
+
+    An integer is exact in both; a float is kept as it is and rounded for the integer column (a NaN or an
+    infinity has no integer and raises, as does a bool or a string)."""
+    if value is None:
+        return None, None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return opt_int(value), float(value)
+    if isinstance(value, float):
+        return opt_int(math.floor(value + 0.5)), value
+    raise TypeError(f"expected a count, got {type(value).__name__}")
 
 
 def _as_str(value: Any) -> str | None:
