@@ -1,8 +1,8 @@
 """The figures the bounds are computed from, worked out independently of the source under test.
 
 `census` reads the emulator's list (ordered, so every insight is seen once) and classifies each cached
-result the way API-FACTS defines it; `least_time_s` is the earliest instant sliding windows let the
-R-th request go out. Neither imports the source: a bug in its planner or pacer must not move its bound.
+result the way PostHog does (docs/posthog-api.md); `least_time_s` is the earliest instant sliding windows
+let the R-th request go out. Neither imports the source: a bug in its planner or pacer cannot move its bound.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def census(base_url: str, api_key: str, project_id: int = 1, page_size: int = 10
             target = _parse(item.get("cache_target_age"))
             refreshed = _parse(item.get("last_refresh"))
             window_end = _parse((item.get("resolved_date_range") or {}).get("date_to"))
-            # API-FACTS, Staleness: a window that ended before the result was computed never goes stale
+            # a window that ended before the result was computed never goes stale (docs/posthog-api.md)
             closed = window_end is not None and refreshed is not None and window_end < refreshed - _GRACE
             if item.get("result") is None or failed:
                 missing += 1

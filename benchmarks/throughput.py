@@ -20,14 +20,14 @@ from typing import Any
 import dlt
 
 from benchmarks.http_runs import make_pipeline
-from posthog_insights import SNAPSHOT_KEY, SNAPSHOT_MERGE, recorder
+from posthog_insights import ledger, tables
 from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
 
 TABLE = "trend_points"
 SNAPSHOT = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 _DICT_CHUNK = 1_000
 # The source's own batch size (the Recorder flushes its TidyRows at this many rows).
-FLUSH_ROWS: int = getattr(recorder, "TIDY_FLUSH_ROWS", 250_000)
+FLUSH_ROWS: int = ledger.TIDY_FLUSH_ROWS
 
 Payload = tuple[dict[str, Any], dict[str, Any]]  # (insight metadata, response with `result`)
 
@@ -80,10 +80,10 @@ def trend_payloads(rows: int, points: int = 1_000, series: int = 2) -> list[Payl
 def _hints() -> dict[str, Any]:
     return {
         "name": TABLE,
-        # the source's own hints for its result tables (posthog_insights.insights_resource)
-        "write_disposition": SNAPSHOT_MERGE,
+        # the source's own hints for its result tables (posthog_insights._result_table)
+        "write_disposition": "merge",
         "primary_key": list(TIDY_PRIMARY_KEYS[TABLE]),
-        "merge_key": list(SNAPSHOT_KEY),
+        "merge_key": list(tables.SNAPSHOT_KEY),
         "max_table_nesting": 0,
     }
 

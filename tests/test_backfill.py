@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from posthog_insights.backfill import date_windows
+from posthog_insights.config import BackfillSettings
 from posthog_insights.errors import ConfigError
 from posthog_insights_cli.loader import backfill
 from tests.conftest import TEST_KEY, Warehouse
@@ -53,10 +54,28 @@ def test_windows_cover_the_range() -> None:
     ]
     days = date_windows(day("2024-01-01"), day("2024-01-03"), "day")
     assert len(days) == 3 and all(a == b for a, b in days)
-    with pytest.raises(ConfigError, match="window"):
-        date_windows(day("2024-01-01"), day("2024-01-03"), "year")
-    with pytest.raises(ConfigError, match="before"):
-        date_windows(day("2024-01-03"), day("2024-01-01"), "day")
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"window": "year"}, "window:"),
+        ({"date_from": "2024-01-03", "date_to": "2024-01-01"}, "to: 2024-01-01 is before from"),
+        ({"date_from": "03/01/2024"}, "from: '03/01/2024' is not a date"),
+        ({"insights": []}, "insight: no insight given"),
+    ],
+)
+def test_backfill_settings_are_checked(changes: dict[str, object], words: str) -> None:
+    fields: dict[str, object] = {
+        "project_ids": [1],
+        "personal_api_key": "phx_k",
+        "insights": ["7"],
+        "date_from": "2024-01-01",
+        "date_to": "2024-01-31",
+    }
+    settings = BackfillSettings(**{**fields, **changes})
+    with pytest.raises(ConfigError, match=words):
+        settings.check()
 
 
 def test_each_window_is_its_own_correct_snapshot(start_emulator: Any, warehouse: Warehouse) -> None:

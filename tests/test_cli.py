@@ -86,11 +86,14 @@ def test_duckdb_out_of_memory_names_the_setting_and_the_next_run_finishes(
     emulator = start_emulator(insights=60, points=400, error_share=0.0)
     args = ["run", "--host", emulator.base_url, "--project-id", "1", "--rate-limit", "off"]
     args += ["--refresh", "force_cache", "--pipelines-dir", str(tmp_path / "p")]
-    starved = {"POSTHOG_PERSONAL_API_KEY": TEST_KEY, "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT": "1MB"}
+    starved = {
+        "POSTHOG_PERSONAL_API_KEY": TEST_KEY,
+        "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "1MB"}',
+    }
     done = _cli(args, tmp_path, starved)
     assert done.returncode == 3, done.stderr  # the run failed; nothing is lost
     last = done.stderr.strip().splitlines()[-1]
-    assert "POSTHOG_INSIGHTS_DUCKDB_MEMORY_LIMIT" in last and "1MB memory limit" in last, last
+    assert "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG" in last and "memory limit" in last, last
     done = _cli(args, tmp_path, {"POSTHOG_PERSONAL_API_KEY": TEST_KEY})
     assert done.returncode == 0, done.stderr
     assert _count(tmp_path / "posthog-insights.duckdb", "insights") == 60
@@ -98,7 +101,7 @@ def test_duckdb_out_of_memory_names_the_setting_and_the_next_run_finishes(
 
 
 def test_backfill_runs_as_a_command(start_emulator: Any, tmp_path: Path) -> None:
-    """`backfill` in the command's own lean process (no pandas; process_memory), end to end."""
+    """`backfill` as a command, end to end."""
     emulator = start_emulator(insights=5, error_share=0.0)
     args = ["backfill", "--host", emulator.base_url, "--project-id", "1", "--insight", "1"]
     args += ["--from", "2026-10-01", "--to", "2026-10-21", "--window", "week", "--rate-limit", "off"]

@@ -29,14 +29,14 @@ import psycopg2
 import pytest
 
 from posthog_emulator import Emulator, EmulatorConfig
-from posthog_insights import posthog_insights_source, settings
+from posthog_insights import posthog_insights_source, tables
 from posthog_insights.views import create_latest_views, latest_view_sql
 from posthog_insights_cli.loader import LoadResult, load
 from tests.conftest import TEST_KEY
 
 PG_ENV = "POSTHOG_INSIGHTS_TEST_PG"
-DATA_TABLES = (settings.TABLE_INSIGHTS, settings.TABLE_RESULTS, *settings.TIDY_TABLES)
-VIEWS = (f"{settings.TABLE_RESULTS}_latest", *(f"{t}_latest" for t in settings.TIDY_TABLES))
+DATA_TABLES = (tables.INSIGHTS, tables.RESULTS, *tables.TIDY)
+VIEWS = (f"{tables.RESULTS}_latest", *(f"{t}_latest" for t in tables.TIDY))
 IGNORED = frozenset({"_dlt_load_id", "_dlt_id", "seen_at"})
 Row = tuple[Any, ...]
 
@@ -92,7 +92,7 @@ def _comparable(
         values = [_norm(row[i]) for i in keep]
         if empty_is_null:
             values = [None if v == "" else v for v in values]
-        if status is not None and snapshot is not None and values[status] != settings.STATUS_OK:
+        if status is not None and snapshot is not None and values[status] != tables.STATUS_OK:
             values[snapshot] = None
         out.append(tuple(values))
     return names, sorted(out, key=repr)
@@ -284,9 +284,7 @@ def test_postgres_with_insert_values_is_exact(
     reference: Reference, postgres: Callable[[], PgSide], tmp_path: Path
 ) -> None:
     """Loaded as INSERT statements instead of CSV, the empty strings survive: every value as in DuckDB.
-
-    `loader_file_format` given to `run` reaches only the resource's own table, not the table variants
-    the other tables are made from, so the hint goes on each of them."""
+    Every table is a resource of its own, so the format given to `run` reaches them all."""
     pg_side = postgres()
     pipeline = dlt.pipeline(
         pipeline_name="phi_pg_exact",
@@ -295,9 +293,6 @@ def test_postgres_with_insert_values_is_exact(
         pipelines_dir=str(tmp_path / "pipelines"),
     )
     source = posthog_insights_source(**_source_args(reference.emulator))
-    resource = source.resources[settings.TABLE_INSIGHTS]
-    for table in DATA_TABLES[1:]:
-        resource.apply_hints(table_name=table, file_format="insert_values", create_table_variant=True)
     info = pipeline.run(source, loader_file_format="insert_values")
     formats = {
         (j.job_file_info.table_name, j.job_file_info.file_format)
@@ -370,8 +365,7 @@ def test_latest_view_sql_over_parquet_matches_duckdb_views(
 def test_the_command_loads_postgres_the_same(
     reference: Reference, postgres: Callable[[], PgSide], tmp_path: Path
 ) -> None:
-    """`posthog-insights run --destination postgres`: the command's own process (no pandas, see
-    process_memory) loads what `load()` does."""
+    """`posthog-insights run --destination postgres` in a process of its own loads what `load()` does."""
     pg_side = postgres()
     args = ["run", "--destination", "postgres", "--dataset", pg_side.dataset, "--pipeline-name", "phi_pg_cli"]
     args += ["--host", reference.emulator.base_url, "--project-id", "1", "--project-id", "2"]

@@ -268,7 +268,7 @@ def test_an_earlier_hold_does_not_shorten_a_later_one(vt: VirtualTime) -> None:
 
 
 def test_quiet_for_is_the_wait_before_the_next_admission_with_nothing_in_flight(vt: VirtualTime) -> None:
-    """What checkpoints read: loading a package then costs the run nothing (harvest.Idle)."""
+    """What a bounded run reads to end a package: loading then costs the run nothing."""
     pacer = Pacer(((2, 1.0), (3, 10.0)), concurrency=5, clock=vt.clock)
     seen: dict[str, float] = {}
 

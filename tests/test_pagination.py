@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_insights.client import PostHogClient
+from posthog_insights.client import LIST_PREFETCH_PAGES, PostHogClient
 from posthog_insights.errors import PaginationLoopError, UnsafeNextLinkError
 from posthog_insights.pacer import Pacer
 from posthog_insights.pagination import safe_next
-from posthog_insights.settings import LIST_PREFETCH_PAGES
 
 ORIGIN = "https://eu.posthog.com"
 LIST = f"{ORIGIN}/api/projects/1/insights/"

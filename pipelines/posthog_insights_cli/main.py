@@ -8,18 +8,16 @@ Exit codes: 0 every insight got an outcome; 1 some could not be fetched (what wa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from posthog_insights import settings
+from posthog_insights.config import BackfillSettings, PostHogInsightsSettings, settings_fields
 from posthog_insights.errors import ConfigError, PostHogInsightsError, exception_chain
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 0, 1, 2, 3
-LOADING_COMMANDS = ("run", "backfill")
 KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 
 
@@ -35,89 +33,32 @@ def _add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint-mb",
         type=float,
-        help="also load a package every this many MB (default: only while the rate limit idles the run)",
+        help="load a package every this many MB of data (default 64; 0: only while the run waits)",
     )
 
 
-def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", help=f"PostHog API host (default {settings.DEFAULT_HOST}; EU: https://eu.posthog.com)"
-    )
-    parser.add_argument("--refresh", choices=settings.REFRESH_MODES, help="refresh mode (default blocking)")
-    parser.add_argument("--from-dashboard", type=int, help="results as this dashboard shows them")
-    parser.add_argument("--rate-limit", help="client-side windows, e.g. 240/60,1200/3600 (default); off")
-    parser.add_argument("--concurrency", type=int)
-    parser.add_argument(
-        "--max-requests", type=int, help="request budget for this run; the rest goes next run"
-    )
-    parser.add_argument("--max-wait", type=float, dest="max_wait_s", help="longest 429 wait sat through (s)")
-    parser.add_argument("--poll-deadline", type=float, dest="poll_deadline_s", help="async job deadline (s)")
-    parser.add_argument("--timeout", type=float, dest="timeout_s", help="per-request timeout (s)")
-    parser.add_argument("--max-retries", type=int)
-    parser.add_argument(
-        "--retry-errors-after",
-        type=float,
-        dest="retry_errors_after_s",
-        help="seconds before an insight that failed to calculate is retried (default 1800; 0: every run)",
-    )
-    parser.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        default=None,
-        help="allow http:// to a host that is not loopback (the key would travel in clear text)",
-    )
+def _add_settings_arguments(
+    parser: argparse.ArgumentParser, spec: type[PostHogInsightsSettings], required: tuple[str, ...] = ()
+) -> None:
+    """A flag per setting of `spec` that has one (config.py carries each flag and its help)."""
+    for field in settings_fields(spec):
+        flag = field.metadata["flag"]
+        if flag is None or (spec is BackfillSettings and field.metadata["listing"]):
+            continue
+        options = dict(field.metadata["cli"])
+        options.setdefault("default", None)  # not given: dlt's configuration decides
+        parser.add_argument(
+            flag, dest=field.name, help=field.metadata["help"], required=field.name in required, **options
+        )
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--project-id", action="append", dest="project_ids", help="project id; repeat for several"
-    )
-    _add_request_arguments(parser)
-    _add_load_arguments(parser)
-    parser.add_argument("--page-size", type=int)
-    parser.add_argument(
-        "--kind", action="append", dest="kinds", help="only insights of this kind (TRENDS, ...)"
-    )
-    parser.add_argument("--tag", action="append", dest="tags", help="only insights with this tag")
-    parser.add_argument(
-        "--dashboard", action="append", dest="dashboards", help="only insights on this dashboard"
-    )
-    parser.add_argument("--short-id", action="append", dest="short_ids", help="only this insight")
-    parser.add_argument("--saved", choices=("true", "false"))
-    parser.add_argument(
-        "--activity",
-        action="store_true",
-        default=None,
-        dest="include_activity",
-        help="also load insight_activity (needs the activity_log:read scope)",
-    )
-
-
-def _source_args(args: argparse.Namespace) -> dict[str, Any]:
+def _source_args(args: argparse.Namespace, spec: type[PostHogInsightsSettings]) -> dict[str, Any]:
     """Only what was given on the command line; the rest is resolved by dlt's config providers."""
-    names = (
-        "host",
-        "project_ids",
-        "refresh",
-        "page_size",
-        "kinds",
-        "tags",
-        "dashboards",
-        "short_ids",
-        "saved",
-        "from_dashboard",
-        "rate_limit",
-        "concurrency",
-        "max_requests",
-        "max_wait_s",
-        "poll_deadline_s",
-        "timeout_s",
-        "max_retries",
-        "allow_insecure_http",
-        "include_activity",
-        "retry_errors_after_s",
-    )
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    given = {
+        field.name: getattr(args, field.name)
+        for field in settings_fields(spec)
+        if getattr(args, field.name, None) is not None
+    }
     key = os.environ.get(KEY_ENV)
     if key:
         given["personal_api_key"] = key
@@ -126,15 +67,26 @@ def _source_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from posthog_insights_cli.loader import load
+
+    return _load(args, load, PostHogInsightsSettings)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from posthog_insights_cli.loader import backfill
+
+    return _load(args, backfill, BackfillSettings)
+
+
+def _load(args: argparse.Namespace, loader: Callable[..., Any], spec: type[PostHogInsightsSettings]) -> int:
     from posthog_insights_cli.summary import format_summary
 
-    result = load(
+    result = loader(
         pipeline_name=args.pipeline_name,
         dataset_name=args.dataset,
         destination=args.destination,
         pipelines_dir=args.pipelines_dir,
-        checkpoint_mb=args.checkpoint_mb,
-        **_source_args(args),
+        **({} if args.checkpoint_mb is None else {"checkpoint_mb": args.checkpoint_mb}),
+        **_source_args(args, spec),
     )
     print(format_summary(result), flush=True)
     if not result.complete:
@@ -150,12 +102,6 @@ def _incomplete_message(report: Any) -> str:
     more = f" (and {len(reasons) - 1} more, listed in the summary)" if len(reasons) > 1 else ""
     kept = "" if report.stopped_early else "; what was fetched is loaded, the next run retries the rest"
     return f"{reasons[0]}{more}{kept}"
-
-
-def _cmd_backfill(args: argparse.Namespace) -> int:
-    from posthog_insights_cli.backfill import run_backfill
-
-    return int(run_backfill(args, _source_args(args)))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -191,18 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="load insights and their results into a destination")
-    _add_run_arguments(run)
+    _add_settings_arguments(run, PostHogInsightsSettings)
+    _add_load_arguments(run)
     run.set_defaults(handler=_cmd_run)
 
     backfill = commands.add_parser(
         "backfill", help="recompute insights over past date windows, each window kept as its own snapshot"
     )
-    backfill.add_argument("--project-id", action="append", dest="project_ids", required=True)
-    backfill.add_argument("--insight", action="append", dest="insights", required=True, help="id or short id")
-    backfill.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
-    backfill.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
-    backfill.add_argument("--window", choices=("day", "week", "month"), default="week")
-    _add_request_arguments(backfill)
+    _add_settings_arguments(
+        backfill, BackfillSettings, required=("project_ids", "insights", "date_from", "date_to")
+    )
     _add_load_arguments(backfill)
     backfill.set_defaults(handler=_cmd_backfill)
 
@@ -264,21 +208,13 @@ def _missing_config_message(exc: BaseException) -> str | None:
 
 
 def _duckdb_memory_message(exc: BaseException) -> str | None:
-    """DuckDB hitting the loader's memory cap: name the setting that raises it."""
-    from posthog_insights_cli.duckdb_target import (
-        DEFAULT_DUCKDB_MEMORY_LIMIT,
-        DUCKDB_MEMORY_LIMIT_ENV,
-        is_out_of_memory,
-    )
-
-    if not is_out_of_memory(exc):
+    """DuckDB hitting its memory limit while loading: name the setting that raises it."""
+    if not any("Out of Memory Error" in str(current) for current in exception_chain(exc)):
         return None
-    limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or (
-        f"automatic ({DEFAULT_DUCKDB_MEMORY_LIMIT}, doubled up to half the machine's memory)"
-    )
     return (
-        f"DuckDB ran out of its {limit} memory limit while loading; set {DUCKDB_MEMORY_LIMIT_ENV} "
-        "higher (e.g. 1GB) and run again: the next run finishes the pending load first"
+        "DuckDB ran out of its memory limit while loading; raise it in dlt's configuration,"
+        ' e.g. DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG=\'{"memory_limit": "4GB"}\','
+        " and run again: the next run finishes the pending load first"
     )
 
 
@@ -305,15 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def program() -> int:
-    """The `posthog-insights` executable: `main` in a process of its own. A command that loads runs in a
-    process kept small (process_memory.lean_loading_process); `main` called from Python leaves the
-    caller's process as it is."""
-    from posthog_insights_cli.process_memory import lean_loading_process
-
-    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-    loads = command in LOADING_COMMANDS
-    with lean_loading_process() if loads else contextlib.nullcontext():
-        return main()
+    """The `posthog-insights` executable."""
+    return main()
 
 
 if __name__ == "__main__":

@@ -1,304 +1,301 @@
 """dlt source for PostHog saved insights: definitions, computed results and their history.
 
-The resource is thin: `options` validates the settings, `harvest` runs the requests (client, pacer,
-planner), `recorder` and `shapes` turn payloads into Arrow tables. One resource feeds every table because
-one listing serves them all: splitting it would list the project once per table.
+The source is a resource per table over two resources that do the talking to PostHog:
+
+    insight_listing (list every project once)   -> insights
+                    \\-> insight_retrieval (what the list did not answer: retrieve, poll)
+                                                -> insight_results, trend_points, funnel_steps, ...
+    insight_activity (the activity log)
+
+dlt evaluates a parent once and hands its items to every child, so the project is listed once, and the
+results the list carries reach the result tables without a request of their own. A run that selects
+only `insights` never retrieves. The network side runs on dlt's event loop (one pacer for every request
+of the key); the table side (ledger.py, shapes/) builds Arrow tables in dlt's main thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, cast
 
 import dlt
-from dlt.common.schema.typing import TDeleteInsertStrategyDict
+import pyarrow as pa
 from dlt.extract.resource import DltResource
 
-from posthog_insights import settings
-from posthog_insights.activity import ACTIVITY_PRIMARY_KEY, TABLE_ACTIVITY
-from posthog_insights.backfill import BackfillHarvest, date_windows, parse_day
-from posthog_insights.checkpoints import Checkpoints
+from posthog_insights import tables
+from posthog_insights.activity import activity_tables
+from posthog_insights.backfill import Backfill
+from posthog_insights.config import BackfillSettings, PostHogInsightsSettings
 from posthog_insights.errors import ConfigError, PostHogInsightsError
-from posthog_insights.harvest import Harvest, Idle, iterate_sync
-from posthog_insights.hosts import normalize_host
-from posthog_insights.options import RunOptions, as_list, parse_filter, parse_project_ids, parse_refresh
-from posthog_insights.pacer import parse_rate_limit
-from posthog_insights.recorder import Batch
-from posthog_insights.records import INSIGHTS_PRIMARY_KEY, INSIGHTS_SCHEMA, RESULTS_PRIMARY_KEY
+from posthog_insights.events import Deferred, Event, ListedPage, Paused, Retrieved, Vanished
+from posthog_insights.ledger import MetadataLedger, ResultLedger, Tables
+from posthog_insights.listing import Listing, utcnow
 from posthog_insights.report import RunReport
-from posthog_insights.shapes import TIDY_PRIMARY_KEYS
+from posthog_insights.retrieval import Retrieval
+from posthog_insights.rows import INSIGHTS_SCHEMA
+from posthog_insights.session import Session
 
 __all__ = [
-    "Checkpoints",
+    "BackfillSettings",
     "ConfigError",
     "PostHogInsightsError",
-    "RunOptions",
+    "PostHogInsightsSettings",
     "RunReport",
-    "build_options",
-    "insights_resource",
+    "Session",
     "posthog_insights_backfill",
     "posthog_insights_source",
 ]
 
-# Each row's identity: the insight's metadata is keyed by (project_id, id); every result table by its
-# snapshot plus the table's own position columns (TIDY_PRIMARY_KEYS, RESULTS_PRIMARY_KEY).
-PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
-    settings.TABLE_INSIGHTS: INSIGHTS_PRIMARY_KEY,
-    settings.TABLE_RESULTS: RESULTS_PRIMARY_KEY,
-    **TIDY_PRIMARY_KEYS,
-}
-# A snapshot never changes once PostHog computed it: result tables are merged a whole snapshot at a time
-# (delete-insert on this merge key). The recorder emits each snapshot once per run, so the staging data is
-# declared de-duplicated: dlt's de-duplication (a ROW_NUMBER window over every staged row) held 3 GiB for
-# 7 million trend points and doubled the load time. The one way a load package can stage a row twice - a
-# load killed after a staging copy committed, whose copy is then retried - is handled where a pending
-# package is resumed (posthog_insights.recovery), which turns de-duplication back on for that package.
-SNAPSHOT_KEY = ("project_id", "insight_id", "snapshot", "variant")
-SNAPSHOT_MERGE: TDeleteInsertStrategyDict = {
-    "disposition": "merge",
-    "strategy": "delete-insert",
-    "deduplicated": True,
-}
 
-
-def build_options(
-    *,
-    host: str,
-    project_ids: Any,
-    refresh: str = settings.DEFAULT_REFRESH,
-    page_size: int = settings.DEFAULT_PAGE_SIZE,
-    kinds: Any = None,
-    tags: Any = None,
-    saved: Any = None,
-    dashboards: Any = None,
-    short_ids: Any = None,
-    from_dashboard: int | None = None,
-    rate_limit: str = "240/60,1200/3600",
-    concurrency: int = settings.DEFAULT_CONCURRENCY,
-    max_requests: int | None = None,
-    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
-    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
-    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
-    max_retries: int = settings.DEFAULT_MAX_RETRIES,
-    retry_backoff_s: float = 0.5,
-    retry_errors_after_s: float = settings.DEFAULT_RETRY_ERRORS_AFTER_S,
-    allow_insecure_http: bool = False,
-) -> RunOptions:
-    """Validate every setting; raises ConfigError (one line, naming the setting) before any request."""
-    return RunOptions(
-        host=normalize_host(host, allow_insecure_http=allow_insecure_http),
-        project_ids=parse_project_ids(project_ids),
-        refresh=parse_refresh(refresh),
-        page_size=int(page_size),
-        # a dashboard's view exists only for the insights on it: list just those
-        insight_filter=parse_filter(
-            kinds,
-            tags,
-            saved,
-            dashboards if dashboards or from_dashboard is None else [from_dashboard],
-            short_ids,
-        ),
-        from_dashboard=from_dashboard,
-        rate_limits=parse_rate_limit(rate_limit),
-        concurrency=int(concurrency),
-        max_requests=max_requests,
-        timeout_s=float(timeout_s),
-        max_retries=int(max_retries),
-        retry_backoff_s=float(retry_backoff_s),
-        retry_errors_after_s=float(retry_errors_after_s),
-        max_wait_s=float(max_wait_s),
-        poll_deadline_s=float(poll_deadline_s),
-        variant=f"dashboard={from_dashboard}" if from_dashboard is not None else "",
-    )
-
-
-# Source arguments that are not run options (the rest map one to one onto `build_options`).
-_NOT_OPTIONS = frozenset(
-    {
-        "personal_api_key",
-        "report",
-        "include_activity",
-        "checkpoints",
-        "insights",
-        "date_from",
-        "date_to",
-        "window",
-    }
+@dlt.source(
+    name="posthog_insights", section="posthog_insights", max_table_nesting=0, spec=PostHogInsightsSettings
 )
-
-
-def _options(arguments: Mapping[str, Any]) -> RunOptions:
-    """Validate a source function's own arguments (pass `locals()` first thing) into run options."""
-    return build_options(**{name: value for name, value in arguments.items() if name not in _NOT_OPTIONS})
-
-
-def _previous_insights(project_id: int, ids: list[int]) -> list[dict[str, Any]]:
-    """Rows of insights that vanished from the list, read back so they stay whole with deleted = true."""
-    try:
-        pipeline = dlt.current.pipeline()
-        with pipeline.sql_client() as client:
-            name = client.make_qualified_table_name(settings.TABLE_INSIGHTS)
-            columns = ", ".join(INSIGHTS_SCHEMA.names)
-            placeholders = ", ".join(["%s"] * len(ids))
-            sql = f"SELECT {columns} FROM {name} WHERE project_id = %s AND id IN ({placeholders})"
-            rows = client.execute_sql(sql, project_id, *ids) or []
-    except Exception:  # no destination table yet, or a destination that cannot be read back
-        return []
-    return [dict(zip(INSIGHTS_SCHEMA.names, row, strict=True)) for row in rows]
-
-
-HarvestFactory = Callable[[MutableMapping[str, Any]], Harvest]
-
-
-def _whole_run(harvest: Harvest) -> Iterator[Batch]:
-    for item in iterate_sync(harvest.batches()):
-        if not isinstance(item, Idle):
-            yield item
-
-
-def insights_resource(make_harvest: HarvestFactory, checkpoints: Checkpoints | None = None) -> DltResource:
-    """The resource behind every table; table variants carry each table's own primary key.
-
-    `make_harvest(state)` builds the run (a plain run or a backfill) over the resource's dlt state. With
-    `checkpoints`, the resource yields one segment of a run that spans several load packages.
-    """
-
-    @dlt.resource(
-        name=settings.TABLE_INSIGHTS,
-        write_disposition="merge",
-        primary_key=INSIGHTS_PRIMARY_KEY,
-        max_table_nesting=0,
-    )
-    def insights() -> Iterator[Any]:
-        state = dlt.current.resource_state()
-        batches = (
-            checkpoints.segment(make_harvest, state)
-            if checkpoints is not None
-            else _whole_run(make_harvest(state))
-        )
-        for batch in batches:
-            for table_name, arrow_table in batch:
-                yield dlt.mark.with_table_name(arrow_table, table_name)
-
-    for table_name in (settings.TABLE_RESULTS, *settings.TIDY_TABLES):
-        insights.apply_hints(
-            table_name=table_name,
-            write_disposition=SNAPSHOT_MERGE,
-            primary_key=list(PRIMARY_KEYS[table_name]),
-            merge_key=list(SNAPSHOT_KEY),
-            create_table_variant=True,
-        )
-    insights.apply_hints(
-        table_name=TABLE_ACTIVITY,
-        write_disposition="merge",
-        primary_key=list(ACTIVITY_PRIMARY_KEY),
-        create_table_variant=True,
-    )
-    return insights
-
-
-@dlt.source(name="posthog_insights", max_table_nesting=0)
 def posthog_insights_source(
     project_ids: Any = dlt.config.value,
     personal_api_key: str = dlt.secrets.value,
-    host: str = settings.DEFAULT_HOST,
-    refresh: str = settings.DEFAULT_REFRESH,
-    page_size: int = settings.DEFAULT_PAGE_SIZE,
-    kinds: Any = None,
-    tags: Any = None,
-    saved: Any = None,
-    dashboards: Any = None,
-    short_ids: Any = None,
-    from_dashboard: int | None = None,
-    rate_limit: str = "240/60,1200/3600",
-    concurrency: int = settings.DEFAULT_CONCURRENCY,
-    max_requests: int | None = None,
-    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
-    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
-    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
-    max_retries: int = settings.DEFAULT_MAX_RETRIES,
-    retry_backoff_s: float = 0.5,
-    retry_errors_after_s: float = settings.DEFAULT_RETRY_ERRORS_AFTER_S,
-    allow_insecure_http: bool = False,
-    include_activity: bool = False,
-    report: RunReport | None = None,
-    checkpoints: Checkpoints | None = None,
+    host: str = dlt.config.value,
+    refresh: str = dlt.config.value,
+    page_size: int = dlt.config.value,
+    kinds: Any = dlt.config.value,
+    tags: Any = dlt.config.value,
+    saved: Any = dlt.config.value,
+    dashboards: Any = dlt.config.value,
+    short_ids: Any = dlt.config.value,
+    from_dashboard: int | None = dlt.config.value,
+    rate_limit: str = dlt.config.value,
+    concurrency: int = dlt.config.value,
+    max_requests: int | None = dlt.config.value,
+    max_wait_s: float = dlt.config.value,
+    poll_deadline_s: float = dlt.config.value,
+    timeout_s: float = dlt.config.value,
+    max_retries: int = dlt.config.value,
+    retry_backoff_s: float = dlt.config.value,
+    retry_errors_after_s: float = dlt.config.value,
+    allow_insecure_http: bool = dlt.config.value,
+    include_activity: bool = dlt.config.value,
+    settings: PostHogInsightsSettings = dlt.config.value,
+    session: Session | None = None,
 ) -> list[DltResource]:
     """PostHog saved insights and their results under a `refresh` mode, as tidy tables.
 
-    Configure through `.dlt/config.toml` / `.dlt/secrets.toml` (section `[sources.posthog_insights]`) or
-    `SOURCES__POSTHOG_INSIGHTS__...` environment variables. Pass a `RunReport` to read what the run did.
-    `include_activity` also loads `insight_activity` (needs the `activity_log:read` scope), read by the
-    same run so that it is paced in the insights' rate-limit bucket. With `checkpoints`, each source made
-    with the same object extracts the run's next segment (checkpoints.py).
+    Every argument not given comes from dlt's configuration: `SOURCES__POSTHOG_INSIGHTS__<NAME>`
+    environment variables, or `[sources.posthog_insights]` in `.dlt/config.toml` / `.dlt/secrets.toml`.
+    Defaults and checks are `PostHogInsightsSettings`'.
+
+    Args:
+        project_ids: the projects to load (the number in a project's URL); a list, or "1,2".
+        personal_api_key: a personal API key with `insight:read` (`query:read` to poll async jobs,
+            `activity_log:read` for the activity log). Secret: sent only in the Authorization header.
+        host: the API origin: https://us.posthog.com (default), https://eu.posthog.com or your own.
+        refresh: PostHog's refresh mode for results that need one (default `blocking`).
+        page_size: insights per list page (default 100).
+        kinds: only insights of these kinds (TRENDS, FUNNELS, RETENTION, PATHS, STICKINESS, LIFECYCLE,
+            SQL, JSON).
+        tags: only insights with any of these tags.
+        saved: only saved (true) or unsaved (false) insights.
+        dashboards: only insights on all of these dashboards.
+        short_ids: only these insights.
+        from_dashboard: load results as this dashboard shows them (variant `dashboard=ID`).
+        rate_limit: the client's sliding windows, `240/60,1200/3600` (PostHog's) by default; `off`.
+        concurrency: requests, and synchronous calculations, at once (default 4).
+        max_requests: request budget of the run; what is left is refreshed first next run.
+        max_wait_s: the longest 429 wait sat through; a longer one stops the run, keeping what it has.
+        poll_deadline_s: how long async jobs are polled, and refused calculations asked for again.
+        timeout_s: per-request timeout.
+        max_retries: retries of a request that failed in a way worth repeating.
+        retry_backoff_s: the first retry's backoff (doubling, with jitter).
+        retry_errors_after_s: an insight whose calculation failed is retried after this long (sooner if
+            its definition changed).
+        allow_insecure_http: allow plain http:// to a host that is not loopback.
+        include_activity: also load `insight_activity`.
+        settings: all of the above, resolved by dlt; a resolved `PostHogInsightsSettings` may be passed
+            instead of them.
+        session: shared by bounded runs of one load (posthog_insights_cli.loader); a new one by default.
+
+    Returns:
+        The resources: `insights`, `insight_results`, the tidy tables, `insight_activity` (selected with
+        `include_activity`) and the two that talk to PostHog, which load nothing themselves.
     """
-    options = _options(locals())
-    _require_key(personal_api_key)
-    run_report = report if report is not None else RunReport()
-    insights = insights_resource(
-        lambda state: Harvest(
-            options,
-            personal_api_key,
-            state,
-            run_report,
-            lookup_insights=_previous_insights,
-            include_activity=bool(include_activity),
-        ),
-        checkpoints,
-    )
-    return [insights]
+    return _resources(session or Session(settings), Listing)
 
 
-def _require_key(personal_api_key: str) -> None:
-    if not isinstance(personal_api_key, str) or not personal_api_key.strip():
-        raise ConfigError("personal_api_key: empty; set POSTHOG_PERSONAL_API_KEY or .dlt/secrets.toml")
-    key = personal_api_key.strip()
-    if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
-        # Never echo it: say only what is wrong.
-        raise ConfigError(
-            "personal_api_key: contains spaces or non-printable characters; paste the key exactly"
-        )
-
-
-@dlt.source(name="posthog_insights", section="posthog_insights", max_table_nesting=0)
+@dlt.source(name="posthog_insights", section="posthog_insights", max_table_nesting=0, spec=BackfillSettings)
 def posthog_insights_backfill(
     insights: Any = dlt.config.value,
     date_from: str = dlt.config.value,
     date_to: str = dlt.config.value,
-    window: str = "week",
+    window: str = dlt.config.value,
     project_ids: Any = dlt.config.value,
     personal_api_key: str = dlt.secrets.value,
-    host: str = settings.DEFAULT_HOST,
-    refresh: str = settings.DEFAULT_REFRESH,
-    from_dashboard: int | None = None,
-    rate_limit: str = "240/60,1200/3600",
-    concurrency: int = settings.DEFAULT_CONCURRENCY,
-    max_requests: int | None = None,
-    max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
-    poll_deadline_s: float = settings.DEFAULT_POLL_DEADLINE_S,
-    timeout_s: float = settings.DEFAULT_TIMEOUT_S,
-    max_retries: int = settings.DEFAULT_MAX_RETRIES,
-    retry_backoff_s: float = 0.5,
-    allow_insecure_http: bool = False,
-    report: RunReport | None = None,
-    checkpoints: Checkpoints | None = None,
-) -> DltResource:
-    """Recompute `insights` (ids or short ids) over the windows between `date_from` and `date_to`.
+    host: str = dlt.config.value,
+    refresh: str = dlt.config.value,
+    from_dashboard: int | None = dlt.config.value,
+    rate_limit: str = dlt.config.value,
+    concurrency: int = dlt.config.value,
+    max_requests: int | None = dlt.config.value,
+    max_wait_s: float = dlt.config.value,
+    poll_deadline_s: float = dlt.config.value,
+    timeout_s: float = dlt.config.value,
+    max_retries: int = dlt.config.value,
+    retry_backoff_s: float = dlt.config.value,
+    allow_insecure_http: bool = dlt.config.value,
+    settings: BackfillSettings = dlt.config.value,
+    session: Session | None = None,
+) -> list[DltResource]:
+    """Recompute `insights` over the windows between `date_from` and `date_to`, into the same tables.
 
-    Loads into the same tables as `posthog_insights_source`, each window its own snapshot (variant
-    `window=<from>..<to>`); resumable, within the same request budget and pacer. `checkpoints` as in
-    `posthog_insights_source`.
+    Each window is its own snapshot (variant `window=<from>..<to>`); finished windows are remembered, so
+    a backfill that stopped resumes where it did. The other arguments are `posthog_insights_source`'s.
+
+    Args:
+        insights: ids or short ids of the insights to recompute.
+        date_from: the first day, YYYY-MM-DD.
+        date_to: the last day, YYYY-MM-DD.
+        window: `day`, `week` (ISO weeks, the default) or `month`.
+        settings: all arguments, resolved by dlt (a resolved `BackfillSettings` may be passed instead).
+        session: as in `posthog_insights_source`.
     """
-    options = _options(locals())
-    windows = date_windows(parse_day(date_from, "from"), parse_day(date_to, "to"), window)
-    refs = [str(ref).strip() for ref in as_list(insights) if str(ref).strip()]
-    if not refs:
-        raise ConfigError("insight: no insight given; pass --insight ID_OR_SHORT_ID")
-    _require_key(personal_api_key)
-    run_report = report if report is not None else RunReport()
-    return insights_resource(
-        lambda state: BackfillHarvest(
-            options, personal_api_key, state, run_report, refs, windows, lookup_insights=_previous_insights
-        ),
-        checkpoints,
+    return _resources(session or Session(settings), Backfill)
+
+
+def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> list[DltResource]:
+    settings = session.settings
+    key = str(settings.personal_api_key).strip()
+    first_run = session.start_run()
+
+    @dlt.resource(name="insight_listing", selected=False)
+    async def insight_listing() -> AsyncIterator[Event]:
+        """Every project listed once (or, continuing a session, what its last run left)."""
+        state = dlt.current.source_state()
+        if first_run:
+            _adopt_older_state(state)
+            session.listing = planner(session, key, state)
+        listing = session.listing
+        if listing is not None and not listing.done:
+            listing.continue_in(state)
+            async for event in listing.events():
+                yield event
+        elif session.pending is not None:
+            yield session.pending
+
+    @dlt.transformer(
+        data_from=insight_listing,
+        name=tables.INSIGHTS,
+        write_disposition="merge",
+        primary_key=list(tables.PRIMARY_KEYS[tables.INSIGHTS]),
+        max_table_nesting=0,
     )
+    def insights(event: Event) -> Iterator[pa.Table]:
+        ledger = MetadataLedger(dlt.current.source_state(), session.report)
+        found: pa.Table | None = None
+        if isinstance(event, ListedPage):
+            found = ledger.listed(event.project_id, event.items, event.seen_at)
+        elif isinstance(event, Vanished):
+            found = ledger.vanished(
+                event.project_id, _previous_insights(event.project_id, event.insight_ids), utcnow()
+            )
+        if found is not None:
+            session.run_bytes += found.nbytes
+            yield found
+
+    retrieval = Retrieval(session, key)
+
+    @dlt.transformer(data_from=insight_listing, name="insight_retrieval", selected=False)
+    async def insight_retrieval(event: Event) -> AsyncIterator[Event]:
+        """What the list answered, then the plan's retrieves and polls."""
+        async for found in retrieval.events(event):
+            yield found
+
+    ledger: list[ResultLedger] = []  # made in the first call, on the extract's state
+
+    def record(event: Event) -> Tables | None:
+        """Outcomes into rows (dlt's main thread), handed on in batches of a useful size."""
+        if not ledger:
+            ledger.append(ResultLedger(dlt.current.source_state(), session.report))
+        if isinstance(event, Retrieved):
+            for outcome, meta, final in event.outcomes:
+                ledger[0].outcome(outcome, meta, final)
+            if not ledger[0].full():
+                return None
+        elif isinstance(event, Deferred):
+            ledger[0].defer(event.by_project)
+        elif not isinstance(event, Paused):
+            return None
+        batch = ledger[0].take()
+        session.run_bytes += sum(t.nbytes for t in batch.values())
+        return batch or None
+
+    retrieved = cast(DltResource, insight_retrieval).add_map(record)
+    activity = _activity_resource(session, key)
+    activity.selected = bool(settings.include_activity) and first_run
+    return [
+        cast(DltResource, insight_listing),
+        cast(DltResource, insights),
+        retrieved,
+        *(_result_table(retrieved, name) for name in (tables.RESULTS, *tables.TIDY)),
+        activity,
+    ]
+
+
+def _result_table(parent: DltResource, name: str) -> DltResource:
+    """One result table's resource: its part of each batch the retrieval's records hand on. Merged a whole
+    snapshot at a time (dlt's delete-insert on the snapshot key): a re-run never duplicates."""
+
+    @dlt.transformer(
+        data_from=parent,
+        name=name,
+        write_disposition="merge",
+        primary_key=list(tables.PRIMARY_KEYS[name]),
+        merge_key=list(tables.SNAPSHOT_KEY),
+        max_table_nesting=0,
+    )
+    def rows(batch: Tables) -> Iterator[pa.Table]:
+        found = batch.get(name)
+        if found is not None:
+            yield found
+
+    return cast(DltResource, rows)
+
+
+def _activity_resource(session: Session, key: str) -> DltResource:
+    @dlt.resource(
+        name=tables.ACTIVITY,
+        write_disposition="merge",
+        primary_key=list(tables.PRIMARY_KEYS[tables.ACTIVITY]),
+        max_table_nesting=0,
+    )
+    async def insight_activity() -> AsyncIterator[pa.Table]:
+        """Who changed which insight, when: incremental on `created_at`, merged on the entry's id."""
+        async with session.client(key) as client:
+            state = dlt.current.resource_state()
+            async for found in activity_tables(client, session.settings.projects, state, session.report):
+                yield found
+
+    return cast(DltResource, insight_activity)
+
+
+def _adopt_older_state(state: dict[str, Any] | Any) -> None:
+    """Versions before the resource per table kept the run's record in the `insights` resource's state:
+    carried over once, so an existing pipeline neither reloads nor forgets what it deferred."""
+    older = state.get("resources", {}).get(tables.INSIGHTS, {})
+    if "projects" in older and "projects" not in state:
+        state["projects"] = older.pop("projects")
+
+
+def _previous_insights(project_id: int, ids: list[int] | Any) -> list[Mapping[str, Any]]:
+    """Rows of insights that vanished from the list, read back so they stay whole with deleted = true."""
+    ids = list(ids)
+    found: list[Mapping[str, Any]] = []
+    try:
+        pipeline = dlt.current.pipeline()
+        with pipeline.sql_client() as client:
+            name = client.make_qualified_table_name(tables.INSIGHTS)
+            columns = ", ".join(INSIGHTS_SCHEMA.names)
+            placeholders = ", ".join(["%s"] * len(ids))
+            sql = f"SELECT {columns} FROM {name} WHERE project_id = %s AND id IN ({placeholders})"
+            rows = client.execute_sql(sql, project_id, *ids) or []
+        found = [dict(zip(INSIGHTS_SCHEMA.names, row, strict=True)) for row in rows]
+    except Exception:  # no destination table yet, or a destination that cannot be read back
+        found = []
+    missing = set(ids) - {int(r["id"]) for r in found}
+    return found + [{"id": i} for i in sorted(missing)]

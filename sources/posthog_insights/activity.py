@@ -1,7 +1,7 @@
 """`insight_activity`: who changed which insight, when, and what — from the activity log endpoints.
 
 PostHog serves the log newest first, so each run reads pages only until it reaches entries it has seen
-(the newest `created_at` per project is kept in the source's dlt state) — the github verified source's
+(the newest `created_at` per project is kept in the resource's dlt state) — the github verified source's
 early stop. The boundary entry is read again and merged on its id, so nothing is duplicated.
 The activity log is an action of the insights viewset, so it shares the insights' rate-limit bucket: it is
 read through the run's own client and pacer. A key without the `activity_log:read` scope is reported,
@@ -19,13 +19,13 @@ import pyarrow as pa
 from posthog_insights.client import PostHogClient
 from posthog_insights.errors import NotFoundError, PermissionDeniedError
 from posthog_insights.planner import parse_time
-from posthog_insights.records import json_text
 from posthog_insights.report import RunReport
+from posthog_insights.rows import json_text
 
 log = logging.getLogger("posthog_insights")
 
 TABLE_ACTIVITY = "insight_activity"
-_CURSORS = "activity_newest_created_at"  # project id -> the newest created_at loaded
+_CURSORS = "newest_created_at"  # project id -> the newest created_at loaded
 _TS = pa.timestamp("us", tz="UTC")
 ACTIVITY_SCHEMA = pa.schema(
     [

@@ -15,8 +15,9 @@ and maps PostHog's answers to errors; retries, pacing and the 429 policy are the
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from posthog_insights import settings
+from posthog_insights.config import REFRESH_MODES
 from posthog_insights.errors import (
     AuthenticationError,
     ConfigError,
@@ -53,6 +54,11 @@ from posthog_insights.transport import (
 logger = logging.getLogger("posthog_insights")
 
 USER_AGENT = "posthog-insights/0.1"
+# The list is always ordered explicitly: PostHog's default order is unstable (nullable column, no
+# tie-breaker), so pages can repeat or skip rows.
+LIST_ORDER = "id"
+# List pages fetched ahead of the one being read (their requests still go through the pacer).
+LIST_PREFETCH_PAGES = 8
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 30.0
 
@@ -119,8 +125,8 @@ def _may_compute(refresh: str | None) -> bool:
 
 
 def _check_refresh(refresh: str) -> str:
-    if refresh not in settings.REFRESH_MODES:
-        raise ConfigError("refresh", f"{refresh!r} is not one of {', '.join(settings.REFRESH_MODES)}")
+    if refresh not in REFRESH_MODES:
+        raise ConfigError("refresh", f"{refresh!r} is not one of {', '.join(REFRESH_MODES)}")
     return refresh
 
 
@@ -140,9 +146,9 @@ class PostHogClient:
         personal_api_key: str,
         *,
         pacer: Pacer | None = None,
-        timeout_s: float = settings.DEFAULT_TIMEOUT_S,
-        max_retries: int = settings.DEFAULT_MAX_RETRIES,
-        max_wait_s: float = settings.DEFAULT_MAX_WAIT_S,
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        max_wait_s: float = 300.0,
         stats: RequestStats | None = None,
         backoff_s: float = DEFAULT_BACKOFF_S,
         backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
@@ -208,24 +214,27 @@ class PostHogClient:
         project_id: int,
         *,
         params: Mapping[str, str] | None = None,
-        page_size: int = settings.DEFAULT_PAGE_SIZE,
+        page_size: int = 100,
         basic: bool = False,
         refresh: str | None = None,
-    ) -> AsyncIterator[Page]:
+        offset: int = 0,
+        kept: dict[int, tuple[Any, int]] | None = None,
+    ) -> AsyncGenerator[Page, None]:
         """Yield each page's `results` of `GET /api/projects/{id}/insights/`, in a stable order.
 
-        Always sends an explicit `order` (`settings.LIST_ORDER` unless `params['order']`): PostHog's default
+        Always sends an explicit `order` (`LIST_ORDER` unless `params['order']`): PostHog's default
         order is unstable. Without `basic` every item carries its cached result; with `refresh` the page
-        computes (or starts jobs for) its items as a retrieve of each would.
+        computes (or starts jobs for) its items as a retrieve of each would. `offset` and `kept` resume a
+        listing stopped early (pagination.paginate).
         """
-        query: dict[str, str] = {"limit": str(page_size), "offset": "0", "order": settings.LIST_ORDER}
+        query: dict[str, str] = {"limit": str(page_size), "offset": str(offset), "order": LIST_ORDER}
         if basic:
             query["basic"] = "true"
         if refresh is not None:
             query["refresh"] = _check_refresh(refresh)
         query.update(params or {})
         if not query.get("order"):
-            query["order"] = settings.LIST_ORDER
+            query["order"] = LIST_ORDER
         first = httpx.URL(self._project_url(project_id, "insights/"), params=query)
         may_compute = _may_compute(refresh)
 
@@ -233,8 +242,10 @@ class PostHogClient:
             response = await self._send("list", "GET", url, project_id=project_id, fresh_query_id=may_compute)
             return response.extensions[JSON], len(response.content)
 
-        async for page in paginate(fetch, first, origin=self.origin, prefetch=settings.LIST_PREFETCH_PAGES):
-            yield page
+        pages = paginate(fetch, first, origin=self.origin, prefetch=LIST_PREFETCH_PAGES, kept=kept)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
 
     async def get_insight(
         self,

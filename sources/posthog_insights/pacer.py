@@ -22,7 +22,7 @@ runs each extract in a fresh event loop), so a ``Pacer`` may be built anywhere a
 one process; its request log (and therefore the windows) carries over between loops. A ``Pacer`` is not
 thread-safe: use it from one event loop at a time.
 
-Why hand-written and not a library (DESIGN.md asks to prefer one; both were evaluated):
+Why hand-written and not a library (both were evaluated):
 
 * ``limits`` (moving-window strategy): one ``hit`` per limit item, so two windows mean two hits that are
   not atomic (the first can be consumed while the second refuses, counting a request that was never sent);
@@ -50,10 +50,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from posthog_insights.errors import ConfigError
-from posthog_insights.settings import DEFAULT_CONCURRENCY, DEFAULT_RATE_LIMITS
 
 Windows = tuple[tuple[int, float], ...]
 
+# PostHog's limits for the insights endpoints, per personal API key: (requests, seconds) sliding windows.
+DEFAULT_RATE_LIMITS: Windows = ((240, 60.0), (1200, 3600.0))
+DEFAULT_CONCURRENCY = 4
 _OFF_WORDS = frozenset({"off", "none"})
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _WINDOW_RE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|min|m|h)?$")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -36,35 +36,62 @@ FetchPage = Callable[[httpx.URL], Awaitable[tuple[Any, int]]]  # url -> (JSON bo
 
 
 async def paginate(
-    fetch: FetchPage, first: httpx.URL, *, origin: str, prefetch: int = 0
-) -> AsyncIterator[Page]:
-    """Yield each page's `results` in order, starting at `first`."""
+    fetch: FetchPage,
+    first: httpx.URL,
+    *,
+    origin: str,
+    prefetch: int = 0,
+    kept: dict[int, tuple[Any, int]] | None = None,
+) -> AsyncGenerator[Page, None]:
+    """Yield each page's `results` in order, starting at `first`.
+
+    `kept` holds pages fetched ahead but not read, by offset: read from before asking again, and, when
+    the caller stops reading early, filled with what was fetched ahead meanwhile (fetches under way are
+    waited for), so that a listing resumed later spends no request twice.
+    """
     current = first
     seen_urls: set[str] = set()
     seen_ids: set[int | str] = set()
     ahead: dict[str, asyncio.Task[tuple[Any, int]]] = {}
+    stopped_early = False  # the caller stopped reading: the pages on their way are worth keeping
     try:
         while True:
             seen_urls.add(str(current))
             task = ahead.pop(str(current), None)
-            body, nbytes = await (task if task is not None else fetch(current))
+            stored = kept.pop(_offset(current), None) if kept is not None else None
+            body, nbytes = stored or await (task if task is not None else fetch(current))
             next_link = body.get("next") if isinstance(body, dict) else None
             if prefetch and isinstance(next_link, str):
                 for url in pages_after(current, next_link, body.get("count"), prefetch):
-                    if str(url) not in ahead and str(url) not in seen_urls:
+                    known = str(url) in ahead or str(url) in seen_urls
+                    if not known and (kept is None or _offset(url) not in kept):
                         ahead[str(url)] = asyncio.ensure_future(fetch(url))
             results = Page(_results(current, body, seen_ids, origin))
             results.nbytes = nbytes
-            yield results
+            try:
+                yield results
+            except GeneratorExit:
+                stopped_early = True
+                raise
             if not results or not next_link:
                 return
             current = _next_page(current, next_link, seen_urls, origin)
     finally:
-        for task in ahead.values():
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved, so asyncio does not warn about it
-            else:
+        if kept is not None and ahead and stopped_early:
+            await asyncio.wait(ahead.values())
+        for link, task in ahead.items():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                if kept is not None:
+                    kept[_offset(httpx.URL(link))] = task.result()
+            elif not task.done():
                 task.cancel()
+
+
+def _offset(url: httpx.URL) -> int:
+    try:
+        return int(url.params.get("offset", "0"))
+    except ValueError:
+        return -1
 
 
 def pages_after(current: httpx.URL, next_link: str, count: Any, ahead: int) -> list[httpx.URL]:

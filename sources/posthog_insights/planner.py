@@ -117,11 +117,22 @@ def retrieve_refresh(item: Mapping[str, Any], mode: str, now: datetime) -> str |
     return mode
 
 
+@dataclass(frozen=True)
+class Job:
+    """An async calculation PostHog is running for a candidate: polled until done (possibly by a later
+    bounded run of the same session)."""
+
+    query_id: str
+    previous_refresh: datetime | None
+    started: float  # time.monotonic() when it was started: its poll deadline runs from there
+
+
 @dataclass(order=True, frozen=True)
 class Candidate:
     """An insight (in one variant: plain, a dashboard's view, a backfill window) waiting for a retrieve.
 
-    Sorts deferred-first, then oldest result first. `refresh` is the mode its retrieve sends.
+    Sorts deferred-first, then oldest result first. `refresh` is the mode its retrieve sends; `job` a job
+    already started for it, which is polled instead.
     """
 
     not_deferred: bool
@@ -131,6 +142,7 @@ class Candidate:
     variant: str = field(default="", compare=False)
     params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     refresh: str = field(default="force_cache", compare=False)
+    job: Job | None = field(default=None, compare=False)
 
 
 def candidate(

@@ -12,16 +12,16 @@ from typing import Any
 
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
-from posthog_insights import settings
+from posthog_insights import tables
 
 
 def latest_view_sql(qualify: Any, existing: set[str]) -> list[tuple[str, str]]:
     """(view name, CREATE statement) for every table that exists; `qualify(name)` quotes and qualifies."""
-    results = qualify(settings.TABLE_RESULTS)
+    results = qualify(tables.RESULTS)
     statements: list[tuple[str, str]] = []
-    if settings.TABLE_RESULTS not in existing:
+    if tables.RESULTS not in existing:
         return statements
-    view = f"{settings.TABLE_RESULTS}_latest"
+    view = f"{tables.RESULTS}_latest"
     statements.append(
         (
             view,
@@ -35,9 +35,9 @@ def latest_view_sql(qualify: Any, existing: set[str]) -> list[tuple[str, str]]:
     )
     newest_ok = (
         f"SELECT project_id, insight_id, variant, MAX(snapshot) AS snapshot FROM {results} "
-        f"WHERE status = '{settings.STATUS_OK}' GROUP BY project_id, insight_id, variant"
+        f"WHERE status = '{tables.STATUS_OK}' GROUP BY project_id, insight_id, variant"
     )
-    for table in settings.TIDY_TABLES:
+    for table in tables.TIDY:
         if table not in existing:
             continue
         view = f"{table}_latest"

@@ -337,7 +337,7 @@ def extra_rows(got: Snapshot, want: Snapshot) -> int:
 
 def duplicate_keys(path: Path) -> dict[str, int]:
     """Per table, how many rows share a primary key with another row (must be 0 everywhere)."""
-    from posthog_insights import PRIMARY_KEYS
+    from posthog_insights.tables import PRIMARY_KEYS
 
     dupes: dict[str, int] = {}
     with duckdb.connect(str(path), read_only=True) as con:
@@ -381,11 +381,8 @@ def destination_state(path: Path) -> dict[str, Any] | None:
 
 
 def source_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    """The insights resource's own state inside a pipeline state."""
-    sources = state.get("sources", {})
-    source = sources.get("posthog_insights", {})
-    resources = source.get("resources", {})
-    return dict(resources.get("insights", {}))
+    """The source's own state inside a pipeline state."""
+    return dict(state.get("sources", {}).get("posthog_insights", {}))
 
 
 # -- in-process loads ------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ def test_sigkill_between_checkpoints_then_rerun_equals_a_clean_run(
 ) -> None:
     """A paced run loads its first package while it waits for the rate window, then dies as the second
     starts: the re-run resumes from the first package's state, and nothing is lost, not even the rows of
-    insights whose retrieve had not come yet (recorder: their metadata is held to the run's end)."""
+    insights whose retrieve had not come yet."""
     clock = frozen_clock()
     config: dict[str, Any] = {"api_key": KEY, "insights": 60, "seed": 4, "points": 8, "error_share": 0.1}
     config.update(fresh_share=0.2, stale_share=0.6)

@@ -99,7 +99,7 @@ def test_long_retry_after_stops_gracefully_and_the_next_run_finishes(
     assert set(duplicate_keys(db).values()) == {0}
 
 
-def test_insight_deleted_between_list_and_retrieve_is_flagged_and_the_run_goes_on(
+def test_insight_deleted_between_list_and_retrieve_is_flagged_by_the_next_run(
     tmp_path: Path, emulators: Callable[..., Emulator], figures: Callable[..., None]
 ) -> None:
     emulator = emulators(clock=frozen_clock(), latency_ms=100.0, **{**CONFIG, "insights": 30})
@@ -119,19 +119,21 @@ def test_insight_deleted_between_list_and_retrieve_is_flagged_and_the_run_goes_o
     watcher.start()
     result = load_into(tmp_path, emulator, refresh="blocking", concurrency=2)
     watcher.join()
-    assert result.complete, result.report
+    assert result.complete, result.report  # a 404 on a retrieve is no failure of the run
     assert emulator.stats.status(404) == 1
-    assert result.report.deleted_flagged == 1
     db = tmp_path / "warehouse.duckdb"
-    assert _query(db, "SELECT name, deleted FROM insights WHERE id = ?", victim) == [(name, True)]
+    assert _query(db, "SELECT name, deleted FROM insights WHERE id = ?", victim) == [(name, False)]
+    assert _query(db, "SELECT COUNT(*) FROM insight_results WHERE insight_id = ?", victim) == [(0,)]
     others = _query(
         db, "SELECT status, COUNT(*) FROM insight_results_latest WHERE insight_id <> ? GROUP BY 1", victim
     )
     assert others == [("ok", 29)]
-    # the next run neither re-flags nor resurrects it
+    # the next run's listing no longer shows it: flagged deleted then, once
     again = load_into(tmp_path, emulator, refresh="blocking")
-    assert again.complete and again.report.deleted_flagged == 0
+    assert again.complete and again.report.deleted_flagged == 1
     assert _query(db, "SELECT name, deleted FROM insights WHERE id = ?", victim) == [(name, True)]
+    third = load_into(tmp_path, emulator, refresh="blocking")
+    assert third.complete and third.report.deleted_flagged == 0
     assert set(duplicate_keys(db).values()) == {0}
     figures("404: insight deleted between list and retrieve", trials=1, recovered=1, rows_lost=0)
 

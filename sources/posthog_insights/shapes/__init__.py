@@ -1,6 +1,6 @@
 """Pure, fast builders: PostHog insight result payloads -> tidy Arrow tables.
 
-One row per number PostHog shows (DESIGN.md, "Tables"): trend points (also calendar heatmap cells and box
+One row per number PostHog shows (the README's "Tables"): trend points (also calendar heatmap cells and box
 plot boxes), funnel steps and time-to-convert bins, retention cells, path edges, SQL rows (also the rows of
 data tables over events, persons, web analytics...). No I/O and no dlt here; the source calls
 `TidyRows.add()` per insight and yields `TidyRows.take()` in large batches. Rows are built column-wise

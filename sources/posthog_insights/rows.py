@@ -1,8 +1,9 @@
-"""Row builders for the two per-insight tables: `insights` (metadata) and `insight_results` (outcomes).
+"""Arrow schemas and row builders of the two per-insight tables: `insights` (metadata) and
+`insight_results` (outcomes); the per-number tidy tables are built column-wise in `shapes`.
 
-They hold one row per insight, so building them from dicts is cheap; the per-number tidy tables are
-built column-wise in `shapes`. JSON-valued fields are stored as compact JSON text, which every
-destination accepts and analysts can cast (`query_json::JSON` in DuckDB, `::jsonb` in PostgreSQL).
+They hold one row per insight, so building them from dicts is cheap. JSON-valued fields are stored as
+compact JSON text, which every destination accepts and analysts can cast (`query_json::JSON` in DuckDB,
+`::jsonb` in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ INSIGHTS_SCHEMA = pa.schema(
         pa.field("seen_at", _TS, nullable=False),
     ]
 )
-INSIGHTS_PRIMARY_KEY = ("project_id", "id")
 
 
 def _email(user: Any) -> str | None:
@@ -115,7 +115,6 @@ RESULTS_SCHEMA = pa.schema(
         pa.field("result_json", pa.string()),
     ]
 )
-RESULTS_PRIMARY_KEY = ("project_id", "insight_id", "snapshot", "variant")
 
 
 @dataclass(frozen=True)
