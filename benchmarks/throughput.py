@@ -22,6 +22,7 @@ import dlt
 from benchmarks.http_runs import make_pipeline
 from posthog_insights import ledger, tables
 from posthog_insights.shapes import TIDY_PRIMARY_KEYS, SnapshotRef, TidyRows
+from posthog_insights_cli.loader import MERGE_AS_STAGED
 
 TABLE = "trend_points"
 SNAPSHOT = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -77,11 +78,11 @@ def trend_payloads(rows: int, points: int = 1_000, series: int = 2) -> list[Payl
     return out
 
 
-def _hints() -> dict[str, Any]:
+def _hints(*, ours: bool) -> dict[str, Any]:
     return {
         "name": TABLE,
-        # the source's own hints for its result tables (posthog_insights._result_table)
-        "write_disposition": "merge",
+        # the source's hints for a result table; ours merged as staged, as the CLI's runs do
+        "write_disposition": MERGE_AS_STAGED if ours else "merge",
         "primary_key": list(TIDY_PRIMARY_KEYS[TABLE]),
         "merge_key": list(tables.SNAPSHOT_KEY),
         "max_table_nesting": 0,
@@ -120,7 +121,7 @@ def arrow_path(payloads: list[Payload], workdir: Path) -> Throughput:
 
     rows = sum(len(s["data"]) for _, response in payloads for s in response["result"])
     pipeline = make_pipeline(workdir, "bench_arrow", ours=True)
-    phases = _timed_run(pipeline, dlt.resource(tidy_tables, **_hints()))
+    phases = _timed_run(pipeline, dlt.resource(tidy_tables, **_hints(ours=True)))
     return Throughput(rows, sum(phases.values()), _loaded(pipeline), phases)
 
 
@@ -139,5 +140,5 @@ def dict_path(rows: list[dict[str, Any]], workdir: Path) -> Throughput:
             yield rows[start : start + _DICT_CHUNK]
 
     pipeline = make_pipeline(workdir, "bench_dicts", ours=False)
-    phases = _timed_run(pipeline, dlt.resource(chunks, **_hints()))
+    phases = _timed_run(pipeline, dlt.resource(chunks, **_hints(ours=False)))
     return Throughput(len(rows), sum(phases.values()), _loaded(pipeline), phases)

@@ -23,8 +23,8 @@ EXPECTED_ROWS = (
     "5-memory-insight-size",
     "6-rerun-requests",
     "6-rerun-rows",
-    "6-rerun-requests-noerr",
-    "6-rerun-rows-noerr",
+    "6-rerun-requests-errors",
+    "6-rerun-rows-errors",
     "7-organisation",
 )
 
@@ -59,7 +59,7 @@ def test_harness_produces_every_row(tmp_path: Path) -> None:
         assert 20 < memory["baseline"] < 4096 and 20 < memory["ours"] < 4096, (key, memory)
     organisation = suite.row("7-organisation").values
     assert organisation["least"] <= organisation["ours"] and organisation["baseline"] > 0
-    for tag in ("", "-noerr"):
+    for tag in ("", "-errors"):
         assert suite.row(f"6-rerun-requests{tag}").values["ours"] >= pages
         assert suite.row(f"6-rerun-rows{tag}").values["ours"] >= 0
 
