@@ -185,10 +185,10 @@ def _requests_and_wall(suite: Suite, work: Path, log: Log) -> Census:
     suite.notes += [
         f"Emulator: N={n} insights in one project, {sizes.latency_ms:g} ms latency per request, "
         f"fresh_share={sizes.fresh_share:g}, stale_share={sizes.stale_share:g}, "
-        "error_share=0 (seed 7). Census of its list: {counts.fresh} fresh, "
+        f"error_share=0 (seed 7). Census of its list: {counts.fresh} fresh, "
         f"{counts.stale} stale, {counts.missing} missing (of which {counts.errors} calculation errors), "
         f"{counts.list_pages} list pages -> a blocking run must make {bound} requests.",
-        f"1/2. Ours (posthog_insights_cli.load, refresh=blocking, rate_limit=off, concurrency 8): "
+        f"1/2. Ours (posthog_insights_cli.load, refresh=blocking, rate_limit=off, concurrency 4): "
         f"{_kinds(first.counters)}; {first.rows} rows; {_steps(first)}; "
         f"client-side count {first.client_requests.get('requests')}. "
         f"Baseline (rest_api_source, offset paginator limit 100, total_path=count, data selector results, "
@@ -229,7 +229,9 @@ def _rate_limited(suite: Suite, work: Path, log: Log, counts: Census, refresh: s
     latency_s = sizes.latency_ms / 1000.0
     bound = least_time_s(must, windows) + latency_s
     baseline_floor = least_time_s(counts.list_pages + counts.insights, windows) + latency_s
-    with EmulatorProcess(_spec(sizes, rate_limit=sizes.rate_limit), work / "logs") as emulator:
+    with EmulatorProcess(
+        _spec(sizes, rate_limit=sizes.rate_limit, error_share=0.0), work / "logs"
+    ) as emulator:
         run = run_ours(
             emulator,
             work / f"ours-{key}",
