@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from posthog_insights.client import LIST_PREFETCH_PAGES, PostHogClient
+from posthog_insights.client import LIST_PREFETCH_BYTES, LIST_PREFETCH_PAGES, PostHogClient
 from posthog_insights.errors import PaginationLoopError, UnsafeNextLinkError
 from posthog_insights.pacer import Pacer
-from posthog_insights.pagination import safe_next
+from posthog_insights.pagination import pages_ahead, safe_next
 
 ORIGIN = "https://eu.posthog.com"
 LIST = f"{ORIGIN}/api/projects/1/insights/"
@@ -139,11 +139,17 @@ def test_http_next_link_on_the_same_https_host_is_upgraded_not_downgraded() -> N
 
 
 def test_later_pages_are_on_their_way_while_the_first_is_read() -> None:
+    assert _fetched_during_first_page(0) == [2 * i for i in range(1 + LIST_PREFETCH_PAGES)]
+
+
+def _fetched_during_first_page(padding: int) -> list[int]:
+    """The offsets asked for while the caller still reads the first page, with each page's body padded
+    to `padding` bytes."""
     seen: list[int] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(int(request.url.params["offset"]))
-        return httpx.Response(200, json=by_offset(40, 2)(request))
+        return httpx.Response(200, json={**by_offset(40, 2)(request), "pad": "x" * padding})
 
     async def main() -> list[int]:
         client = PostHogClient(
@@ -157,5 +163,19 @@ def test_later_pages_are_on_their_way_while_the_first_is_read() -> None:
                     during_first = sorted(seen)
         return during_first
 
-    assert asyncio.run(main()) == [2 * i for i in range(1 + LIST_PREFETCH_PAGES)]
-    assert sorted(seen) == list(range(0, 40, 2))
+    return asyncio.run(main())
+
+
+def test_pages_of_large_results_are_fetched_ahead_fewer_at_a_time() -> None:
+    """Pages held parsed until read: their count ahead is bounded by their size, never below one."""
+    third = LIST_PREFETCH_BYTES // 3 + 1  # a bit over a third of the budget: two fit, three do not
+    assert _fetched_during_first_page(third) == [0, 2, 4]
+    assert _fetched_during_first_page(LIST_PREFETCH_BYTES * 2) == [0, 2]
+
+
+def test_pages_ahead_is_the_page_count_where_the_bytes_allow() -> None:
+    assert pages_ahead(8, None, 10**9) == 8
+    assert pages_ahead(8, 8_000, 1_000) == 8
+    assert pages_ahead(8, 8_000, 3_000) == 2
+    assert pages_ahead(8, 8_000, 50_000) == 1
+    assert pages_ahead(0, 8_000, 1_000) == 0

@@ -59,6 +59,9 @@ USER_AGENT = "posthog-insights/0.1"
 LIST_ORDER = "id"
 # List pages fetched ahead of the one being read (their requests still go through the pacer).
 LIST_PREFETCH_PAGES = 8
+# ... and no more of them than fit this many bytes of response body (parsed, a page takes a few times its
+# body): a page of year-long daily trends is megabytes, a page of small results a few hundred KB.
+LIST_PREFETCH_BYTES = 8 * 2**20
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 30.0
 
@@ -242,7 +245,14 @@ class PostHogClient:
             response = await self._send("list", "GET", url, project_id=project_id, fresh_query_id=may_compute)
             return response.extensions[JSON], len(response.content)
 
-        pages = paginate(fetch, first, origin=self.origin, prefetch=LIST_PREFETCH_PAGES, kept=kept)
+        pages = paginate(
+            fetch,
+            first,
+            origin=self.origin,
+            prefetch=LIST_PREFETCH_PAGES,
+            prefetch_bytes=LIST_PREFETCH_BYTES,
+            kept=kept,
+        )
         async with contextlib.aclosing(pages):
             async for page in pages:
                 yield page

@@ -4,7 +4,9 @@ PostHog's list endpoints answer `{"count", "next", "previous", "results"}` with 
 `paginate` follows `next` only on the configured origin (the key goes nowhere else), stops at a page it
 has seen or a page of items it has all seen (an unstable order or a misbehaving proxy would otherwise
 loop), and, when `next` only moves `offset` on by `limit`, fetches up to `prefetch` later pages while the
-caller reads the current one (each still goes through the client, so through the pacer).
+caller reads the current one (each still goes through the client, so through the pacer). A page fetched
+ahead is held parsed until it is read, so how many are fetched ahead is also bounded by their size
+(`prefetch_bytes`): pages of large results are not held eight at a time.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ async def paginate(
     *,
     origin: str,
     prefetch: int = 0,
+    prefetch_bytes: int | None = None,
     kept: dict[int, tuple[Any, int]] | None = None,
 ) -> AsyncGenerator[Page, None]:
     """Yield each page's `results` in order, starting at `first`.
@@ -61,8 +64,9 @@ async def paginate(
             stored = kept.pop(_offset(current), None) if kept is not None else None
             body, nbytes = stored or await (task if task is not None else fetch(current))
             next_link = body.get("next") if isinstance(body, dict) else None
-            if prefetch and isinstance(next_link, str):
-                for url in pages_after(current, next_link, body.get("count"), prefetch):
+            depth = pages_ahead(prefetch, prefetch_bytes, nbytes)
+            if depth and isinstance(next_link, str):
+                for url in pages_after(current, next_link, body.get("count"), depth):
                     known = str(url) in ahead or str(url) in seen_urls
                     if not known and (kept is None or _offset(url) not in kept):
                         ahead[str(url)] = asyncio.ensure_future(fetch(url))
@@ -85,6 +89,14 @@ async def paginate(
                     kept[_offset(httpx.URL(link))] = task.result()
             elif not task.done():
                 task.cancel()
+
+
+def pages_ahead(prefetch: int, prefetch_bytes: int | None, page_bytes: int) -> int:
+    """How many pages to fetch ahead after a page of `page_bytes`: `prefetch`, fewer where that many
+    such pages would exceed `prefetch_bytes`, but at least one (the next page is always worth having)."""
+    if not prefetch or prefetch_bytes is None or page_bytes <= 0:
+        return prefetch
+    return max(1, min(prefetch, prefetch_bytes // page_bytes))
 
 
 def _offset(url: httpx.URL) -> int:
