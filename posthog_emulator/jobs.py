@@ -28,6 +28,8 @@ class Jobs:
     def __init__(self) -> None:
         self._by_id: dict[str, Job] = {}
         self._by_key: dict[CacheKey, str] = {}
+        #: (start, ready_at) of every job started, for introspection (how many ran at once)
+        self.spans: list[tuple[float, float]] = []
 
     def start(
         self, insight: Insight, variant: Variant, key: CacheKey, job_id: str, now: float, delay_s: float
@@ -49,6 +51,7 @@ class Jobs:
         )
         self._by_id[job_id] = job
         self._by_key[key] = job_id
+        self.spans.append((job.start, job.ready_at))
         return job
 
     def get(self, job_id: str, now: float) -> Job | None:

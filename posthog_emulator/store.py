@@ -344,8 +344,12 @@ class Store:
                 return None
             return self._job_status(job, show_progress=False)
 
-        if mode == "force_cache":
-            return cached() if entry is not None else self._miss_fields(insight, variant, running_job())
+        if mode == "force_cache":  # PostHog attaches a running job's status to a hit and a miss alike
+            return (
+                cached(running_job())
+                if entry is not None
+                else self._miss_fields(insight, variant, running_job())
+            )
         if mode == "force_blocking":
             return calculate()
         if mode == "force_async":
@@ -877,6 +881,11 @@ class Store:
 
     def project_ids(self) -> list[int]:
         return list(self._projects)
+
+    def job_spans(self) -> list[tuple[float, float]]:
+        """(start, ready_at) of every async job started so far, on the emulator's clock."""
+        with self._lock:
+            return list(self._jobs.spans)
 
     def insight_ids(self, project_id: int) -> list[int]:
         """Ids of the project's live (not soft-deleted) insights, ascending."""

@@ -29,7 +29,8 @@ from posthog_insights.config import BackfillSettings, PostHogInsightsSettings
 from posthog_insights.errors import ConfigError, PostHogInsightsError
 from posthog_insights.events import Deferred, Event, ListedPage, Paused, Retrieved, Vanished
 from posthog_insights.ledger import MetadataLedger, ResultLedger, Tables
-from posthog_insights.listing import Listing, utcnow
+from posthog_insights.listing import Listing
+from posthog_insights.outcomes import utcnow
 from posthog_insights.report import RunReport
 from posthog_insights.retrieval import Retrieval
 from posthog_insights.rows import INSIGHTS_SCHEMA

@@ -19,7 +19,8 @@ from posthog_insights.config import BackfillSettings
 from posthog_insights.errors import NotFoundError
 from posthog_insights.events import Event, ListedPage, Plan
 from posthog_insights.ledger import WINDOW_MARK
-from posthog_insights.listing import unlisted_refresh, utcnow
+from posthog_insights.listing import unlisted_refresh
+from posthog_insights.outcomes import utcnow
 from posthog_insights.planner import Candidate
 from posthog_insights.session import Session
 

@@ -222,13 +222,14 @@ class PostHogClient:
         refresh: str | None = None,
         offset: int = 0,
         kept: dict[int, tuple[Any, int]] | None = None,
+        prefetch: int = LIST_PREFETCH_PAGES,
     ) -> AsyncGenerator[Page, None]:
         """Yield each page's `results` of `GET /api/projects/{id}/insights/`, in a stable order.
 
         Always sends an explicit `order` (`LIST_ORDER` unless `params['order']`): PostHog's default
         order is unstable. Without `basic` every item carries its cached result; with `refresh` the page
         computes (or starts jobs for) its items as a retrieve of each would. `offset` and `kept` resume a
-        listing stopped early (pagination.paginate).
+        listing stopped early (pagination.paginate); `prefetch` 0 fetches each page only when asked for.
         """
         query: dict[str, str] = {"limit": str(page_size), "offset": str(offset), "order": LIST_ORDER}
         if basic:
@@ -249,7 +250,7 @@ class PostHogClient:
             fetch,
             first,
             origin=self.origin,
-            prefetch=LIST_PREFETCH_PAGES,
+            prefetch=prefetch,
             prefetch_bytes=LIST_PREFETCH_BYTES,
             kept=kept,
         )

@@ -35,6 +35,15 @@ REFRESH_MODES: Final[tuple[str, ...]] = (
     "force_blocking",
     "force_async",
 )
+# How the async modes refresh: by list pages (collection.py) or a retrieve per insight (retrieval.py).
+REFRESH_VIA: Final = ("list", "retrieve")
+# The modes whose refresh is a background job, and the `refresh` their list pages are read with.
+LIST_JOB_REFRESH: Final = {
+    "async": "async",
+    "lazy_async": "lazy_async",
+    "force_async": "force_async",
+    "async_except_on_cache_miss": "async",  # its misses too: the run waits for them as for a blocking read
+}
 KINDS: Final = ("TRENDS", "FUNNELS", "RETENTION", "PATHS", "STICKINESS", "LIFECYCLE", "SQL", "JSON")
 WINDOW_SIZES: Final = ("day", "week", "month")
 
@@ -91,6 +100,17 @@ class PostHogInsightsSettings(BaseConfiguration):
         "--poll-deadline",
         type=float,
     )
+    refresh_via: str = _setting(
+        "list",
+        "how the async modes refresh: list (pages start and collect jobs; default) or retrieve (one"
+        " request per insight)",
+        "--refresh-via",
+        choices=REFRESH_VIA,
+        listing=True,
+    )
+    max_jobs: int = _setting(
+        200, "async jobs of this run running at once on PostHog (default 200)", "--max-jobs", type=int
+    )
     timeout_s: float = _setting(60.0, "per-request timeout (s)", "--timeout", type=float)
     max_retries: int = _setting(5, "retries of a failed request", "--max-retries", type=int)
     retry_backoff_s: float = _setting(0.5, "first retry backoff (s)")
@@ -125,7 +145,9 @@ class PostHogInsightsSettings(BaseConfiguration):
             raise ConfigError(
                 f"refresh: unknown mode {self.refresh!r}; use one of {', '.join(REFRESH_MODES)}"
             )
-        for name in ("page_size", "concurrency"):
+        if self.refresh_via not in REFRESH_VIA:
+            raise ConfigError(f"refresh_via: use one of {', '.join(REFRESH_VIA)}, got {self.refresh_via!r}")
+        for name in ("page_size", "concurrency", "max_jobs"):
             _whole(name, getattr(self, name), minimum=1)
         _whole("max_retries", self.max_retries, minimum=0)
         if self.max_requests is not None:
@@ -139,6 +161,13 @@ class PostHogInsightsSettings(BaseConfiguration):
             getattr(self, parsed)
 
     # -- the parsed forms the run reads --------------------------------------------------------------
+
+    @property
+    def list_job_refresh(self) -> str | None:
+        """The `refresh` the listing sends when the list path starts this run's jobs, else None."""
+        if self.refresh_via != "list" or self.from_dashboard is not None:
+            return None  # a dashboard's view of an insight is not what the list shows
+        return LIST_JOB_REFRESH.get(self.refresh)
 
     @property
     def origin(self) -> str:

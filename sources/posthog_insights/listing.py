@@ -13,15 +13,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from posthog_insights import tables
-from posthog_insights.client import PostHogClient
+from posthog_insights.client import LIST_PREFETCH_PAGES, PostHogClient
+from posthog_insights.collection import JobPages, TrackedJob, started_job
 from posthog_insights.config import PostHogInsightsSettings
 from posthog_insights.errors import AuthenticationError, PostHogInsightsError, RateLimitExceededError
 from posthog_insights.events import Event, ListedPage, Paused, Plan, Vanished
 from posthog_insights.ledger import failed_recently, known_insight_ids
+from posthog_insights.outcomes import outcome_of, utcnow
 from posthog_insights.planner import Candidate, candidate, retrieve_refresh
 from posthog_insights.rows import Outcome
 from posthog_insights.session import Session
@@ -31,46 +32,6 @@ log = logging.getLogger("posthog_insights")
 # What a candidate's definition is kept for until its retrieve: the `insights` row and the shape of its
 # result (shapes read `query` and `filters`); the cached result and the rest of the payload are not kept.
 _META_FIELDS = ("id", "short_id", "name", "query", "filters", "last_modified_at")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def outcome_of(
-    settings: PostHogInsightsSettings,
-    target: Candidate,
-    payload: Mapping[str, Any] | None,
-    via: str,
-    *,
-    status: str | None = None,
-    error: str | None = None,
-    query_id: str | None = None,
-) -> Outcome:
-    """The outcome a payload shows (a result, a calculation error, a cache miss), or the one given."""
-    if status is None:
-        payload = payload or {}
-        query_status = payload.get("query_status")
-        if payload.get("result") is not None:
-            status = tables.STATUS_OK
-        elif isinstance(query_status, Mapping) and query_status.get("error"):
-            status = tables.STATUS_ERROR
-            error = str(query_status.get("error_message") or "calculation failed")
-        else:
-            status = tables.STATUS_CACHE_MISS
-    return Outcome(
-        project_id=target.project_id,
-        insight_id=target.insight_id,
-        status=status,
-        seen_at=utcnow(),
-        refresh_mode=settings.refresh,
-        fetched_via=via,
-        response=payload,
-        error_message=error,
-        query_id=query_id,
-        variant=target.variant,
-        from_dashboard=settings.from_dashboard,
-    )
 
 
 def unlisted_refresh(settings: PostHogInsightsSettings) -> str:
@@ -112,6 +73,9 @@ class Listing:
         self._offset = 0
         self._kept: dict[int, tuple[Any, int]] = {}
         self._projects: dict[int, _ProjectListing] = {}
+        # the list path of the async modes: pages read with this `refresh` start the jobs, `jobs` collects
+        self._list_refresh = self.settings.list_job_refresh
+        self.jobs = JobPages(session) if self._list_refresh is not None else None
         self.done = False
 
     def continue_in(self, state: Mapping[str, Any]) -> None:
@@ -132,6 +96,11 @@ class Listing:
                 self._project += 1
                 self._params = self._offset = 0
                 self._kept.clear()
+            if self.jobs is not None:  # every page listed: what their jobs came to
+                async for event in self._collect(client, None):
+                    yield event
+                    if isinstance(event, Paused):
+                        return
         self.done = True
         yield Plan(sorted(self._candidates), self._metas)
 
@@ -148,26 +117,41 @@ class Listing:
         param_sets = settings.insight_filter.list_params()
         try:
             while self._params < len(param_sets):
+                params = param_sets[self._params]
                 pages = client.list_insights(
                     project_id,
-                    params=param_sets[self._params],
+                    params=params,
                     page_size=settings.page_size,
+                    refresh=self._list_refresh,
                     offset=self._offset,
                     kept=self._kept,
+                    # a page read with `refresh` starts jobs: read only when the cap has room for them
+                    prefetch=0 if self._list_refresh else LIST_PREFETCH_PAGES,
                 )
                 paused = False
                 async with contextlib.aclosing(pages):
                     async for page in pages:
-                        self._offset += settings.page_size
+                        offset, self._offset = self._offset, self._offset + settings.page_size
                         now = utcnow()
                         fresh = [item for item in page if int(item["id"]) not in listing.listed]
                         listing.listed.update(int(item["id"]) for item in fresh)
                         report.insights_listed += len(fresh)
-                        answered = [self._plan(project_id, item, now, listing.deferred) for item in fresh]
+                        started: list[TrackedJob] = []
+                        answered = [
+                            self._plan(project_id, item, now, listing.deferred, started) for item in fresh
+                        ]
+                        if self.jobs is not None:
+                            self.jobs.add(project_id, params, offset, started)
                         yield ListedPage(project_id, fresh, now, [a for a in answered if a is not None])
                         if self.session.run_is_full():
                             paused = True
                             break
+                        if self.jobs is not None:
+                            async for event in self._collect(client, settings.page_size):
+                                yield event
+                                paused = isinstance(event, Paused)
+                            if paused or self.session.report.stopped_early:
+                                break
                 if paused:  # the pages fetched ahead are kept: the next run reads them first
                     yield Paused()
                     return
@@ -192,10 +176,27 @@ class Listing:
             if vanished:
                 yield Vanished(project_id, vanished)
 
+    async def _collect(self, client: PostHogClient, room_for: int | None) -> AsyncIterator[Event]:
+        """The list path's collection (until `room_for` more jobs fit, or to the end), ending with
+        `Paused` where the run has data enough for one load package."""
+        assert self.jobs is not None
+        async with contextlib.aclosing(self.jobs.collect(client, room_for)) as rounds:
+            async for event in rounds:
+                yield event
+                if self.session.run_is_full() and self.jobs.pages:
+                    yield Paused()
+                    return
+
     def _plan(
-        self, project_id: int, item: Mapping[str, Any], now: datetime, deferred: set[int]
+        self,
+        project_id: int,
+        item: Mapping[str, Any],
+        now: datetime,
+        deferred: set[int],
+        started: list[TrackedJob],
     ) -> tuple[Outcome, bool] | None:
-        """Plan one listed insight; the outcome the list answered for it, and whether it is final."""
+        """Plan one listed insight; the outcome the list answered for it, and whether it is final. On
+        the list path, a job the page started for it goes to `started` instead of a retrieve."""
         settings = self.settings
         insight_id = int(item["id"])
         dashboard_view = settings.from_dashboard is not None
@@ -216,9 +217,13 @@ class Listing:
             variant=settings.variant,
             params=settings.retrieve_params(),
         )
-        if refresh is not None:
+        job = started_job(item) if refresh is not None and self._list_refresh is not None else None
+        meta = {k: item[k] for k in _META_FIELDS if k in item}
+        if job is not None:
+            started.append(TrackedJob(target, job, meta))
+        elif refresh is not None:  # (on the list path: the page started no job for it)
             self._candidates.append(target)
-            self._metas[(project_id, insight_id)] = {k: item[k] for k in _META_FIELDS if k in item}
+            self._metas[(project_id, insight_id)] = meta
         if dashboard_view:
             return None  # the list shows the plain result, not the dashboard's
         if refresh is None and not backing_off:

@@ -30,7 +30,7 @@ from posthog_insights.errors import (
     RateLimitExceededError,
 )
 from posthog_insights.events import Deferred, Event, ListedPage, Paused, Plan, Retrieved
-from posthog_insights.listing import outcome_of
+from posthog_insights.outcomes import outcome_of
 from posthog_insights.planner import SYNCHRONOUS_MODES, Candidate, Job, parse_time, spend_budget
 from posthog_insights.rows import Outcome
 from posthog_insights.session import Session
@@ -89,6 +89,8 @@ class Retrieval:
         elif isinstance(event, Plan):
             async for found in self._run(event):
                 yield found
+        elif isinstance(event, Retrieved):
+            yield event  # collected by the listing's pages (collection.py)
         elif isinstance(event, Paused):
             yield event  # the run ends here: the table side hands on what it has
 
