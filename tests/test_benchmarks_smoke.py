@@ -26,6 +26,8 @@ EXPECTED_ROWS = (
     "6-rerun-requests-errors",
     "6-rerun-rows-errors",
     "7-organisation",
+    "8-list-async",
+    "8-list-async-5n",
 )
 
 

@@ -75,7 +75,10 @@ def test_async_except_on_cache_miss_computes_every_miss_though_posthog_ignores_t
         stale = {i for i, s in states.items() if s == "stale"}
         assert misses and stale
         warehouse = Warehouse(tmp_path)
-        result = warehouse.load(emulator, refresh="async_except_on_cache_miss", retry_backoff_s=0.01)
+        # the per-insight path: blocking retrieves for the misses (through the list, jobs compute them)
+        result = warehouse.load(
+            emulator, refresh="async_except_on_cache_miss", retry_backoff_s=0.01, refresh_via="retrieve"
+        )
         assert result.complete, result.report
         latest = dict(warehouse.sql("SELECT insight_id, status FROM insight_results_latest"))
         assert {latest[i] for i in misses} == {"ok"}  # computed in this run, not left as cache_miss

@@ -126,3 +126,20 @@ def test_a_job_that_fails_is_recorded_with_its_error_from_a_poll(tmp_path: Path)
         assert emulator.stats.as_dict()["by_kind"]["retrieve"] == 0
     finally:
         emulator.stop()
+
+
+def test_force_async_through_the_list_starts_a_job_for_every_insight(tmp_path: Path) -> None:
+    emulator = _emulator(insights=150)
+    try:
+        wh = Warehouse(tmp_path)
+        assert wh.load(emulator, refresh="force_async", rate_limit="off").complete
+        assert len(emulator.store.job_spans()) == 150
+        assert emulator.stats.as_dict()["by_kind"]["retrieve"] == 0
+        # a new result each, not the old one still in the cache while the job ran
+        assert dict(wh.sql("SELECT status, COUNT(*) FROM insight_results_latest GROUP BY 1")) == {"ok": 150}
+        assert wh.sql(
+            "SELECT COUNT(*) FROM insight_results_latest l JOIN insight_results r USING (insight_id)"
+            " WHERE r.last_refresh > l.last_refresh"
+        ) == [(0,)]
+    finally:
+        emulator.stop()

@@ -53,8 +53,9 @@ def test_force_cache_spends_only_list_requests(start_emulator: Any, warehouse: W
 
 @pytest.mark.parametrize("mode", ["force_blocking", "force_async"])
 def test_force_modes_retrieve_every_insight(mode: str, start_emulator: Any, warehouse: Warehouse) -> None:
+    """The per-insight path (force_async goes through the list by default: test_list_refresh.py)."""
     emulator = start_emulator(insights=30, error_share=0.0, async_delay_s=0.2)
-    result = warehouse.load(emulator, refresh=mode, poll_deadline_s=20)
+    result = warehouse.load(emulator, refresh=mode, poll_deadline_s=20, refresh_via="retrieve")
     assert result.complete
     assert emulator.stats.by_kind.get("retrieve", 0) >= 30
     latest = dict(warehouse.sql("SELECT status, COUNT(*) FROM insight_results_latest GROUP BY status"))

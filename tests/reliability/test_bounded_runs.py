@@ -87,7 +87,9 @@ def test_an_async_run_polls_its_jobs_on_in_the_next_package(
 ) -> None:
     """Jobs started in one package are polled to their end in the next, not started again."""
     emulator = emulators(**{**CONFIG, "async_delay_s": 0.6})
-    paced = load_into(tmp_path / "paced", emulator, refresh="async", rate_limit="12/1.5")
+    paced = load_into(
+        tmp_path / "paced", emulator, refresh="async", rate_limit="12/1.5", refresh_via="retrieve"
+    )
     assert paced.complete, paced.report
     assert paced.packages >= 2
     stats = emulator.stats.as_dict()

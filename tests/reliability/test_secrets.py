@@ -136,6 +136,7 @@ def test_the_key_is_written_nowhere(
         _run(
             tmp_path / "main",
             *host, "--project-id", "1", "--refresh", "force_async", "--poll-deadline", "0.5",
+            "--refresh-via", "retrieve",  # polls and cancels of single jobs, where the key must not show
             key_env="SOURCES__POSTHOG_INSIGHTS__PERSONAL_API_KEY",
         ),
         # a key the server rejects (401), with the traceback
