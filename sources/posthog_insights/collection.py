@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -39,19 +38,15 @@ from posthog_insights.errors import (
     PostHogInsightsError,
     RateLimitExceededError,
 )
-from posthog_insights.events import Event, Retrieved
+from posthog_insights.events import Event, Found, Retrieved
 from posthog_insights.outcomes import outcome_of
 from posthog_insights.planner import Candidate, Job, parse_time
 from posthog_insights.session import Session
-
-log = logging.getLogger("posthog_insights")
 
 # A page's first look comes this long after its jobs started, until the run has seen how long they take.
 _FIRST_LOOK_S: Final = 1.0
 _LOOK_MIN_S: Final = 0.2
 _LOOK_MAX_S: Final = 5.0
-
-Found = tuple[Any, Mapping[str, Any], bool]  # (Outcome, insight definition, final), as in Retrieved
 
 
 @dataclass
@@ -101,7 +96,7 @@ def running_job_id(item: Mapping[str, Any]) -> str | None:
     return str(job_id) if job_id else None
 
 
-def _has_new_result(item: Mapping[str, Any], job: Job) -> bool:
+def has_new_result(item: Mapping[str, Any], job: Job) -> bool:
     refreshed = parse_time(item.get("last_refresh"))
     return (
         item.get("result") is not None
@@ -209,7 +204,7 @@ class JobPages:
         shown = {int(item["id"]): item for item in items if int(item["id"]) in page.jobs}
         for iid, tracked in list(page.jobs.items()):
             item = shown.get(iid)
-            if item is not None and _has_new_result(item, tracked.job):
+            if item is not None and has_new_result(item, tracked.job):
                 found.append((outcome_of(self.session.settings, tracked.cand, item, "list"), item, True))
             elif item is not None and running_job_id(item) is not None:
                 continue  # still running
@@ -233,7 +228,7 @@ class JobPages:
             response = await client.get_insight(
                 cand.project_id, cand.insight_id, refresh="force_cache", params=dict(cand.params)
             )
-            if _has_new_result(response, job):
+            if has_new_result(response, job):
                 return outcome_of(settings, cand, response, "retrieve"), tracked.meta, True
             if running_job_id(response) is not None or isinstance(exc, PermissionDeniedError):
                 return None

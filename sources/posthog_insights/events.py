@@ -51,11 +51,14 @@ class Paused:
     session's next run goes on listing."""
 
 
+Found = tuple[Outcome, Mapping[str, Any], bool]  # (outcome, insight definition, final)
+
+
 @dataclass(frozen=True)
 class Retrieved:
     """Outcomes of retrieves and polls; a stale result's history comes before the refresh's outcome."""
 
-    outcomes: Sequence[tuple[Outcome, Mapping[str, Any], bool]]  # (outcome, insight definition, final)
+    outcomes: Sequence[Found]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Final
 from posthog_insights import tables
 from posthog_insights.calculations import OrganisationBusy, refused
 from posthog_insights.client import PostHogClient, job_response
+from posthog_insights.collection import has_new_result, running_job_id
 from posthog_insights.errors import (
     NotFoundError,
     PermissionDeniedError,
@@ -29,7 +30,7 @@ from posthog_insights.errors import (
     QueryError,
     RateLimitExceededError,
 )
-from posthog_insights.events import Deferred, Event, ListedPage, Paused, Plan, Retrieved
+from posthog_insights.events import Deferred, Event, Found, ListedPage, Paused, Plan, Retrieved
 from posthog_insights.outcomes import outcome_of
 from posthog_insights.planner import SYNCHRONOUS_MODES, Candidate, Job, parse_time, spend_budget
 from posthog_insights.rows import Outcome
@@ -47,8 +48,6 @@ _BATCH: Final = 32  # outcomes per event handed to the table side
 # Modes a retrieve sends that start a background job (async_except_on_cache_miss is never sent: the
 # planner turns it into `async` or `blocking` per insight).
 _JOB_MODES: Final = frozenset({"async", "lazy_async", "force_async"})
-
-Found = tuple[Outcome, Mapping[str, Any], bool]  # (outcome, definition, final)
 
 
 class _OutOfBudget(Exception):
@@ -342,11 +341,7 @@ class Retrieval:
                     )
             else:
                 response = await client.get_insight(pid, iid, refresh="force_cache", params=dict(cand.params))
-                refreshed = parse_time(response.get("last_refresh"))
-                newer = refreshed is not None and (
-                    job.previous_refresh is None or refreshed > job.previous_refresh
-                )
-                if response.get("result") is not None and newer:
+                if has_new_result(response, job):
                     return outcome_of(settings, cand, response, "retrieve")
 
 
@@ -356,12 +351,8 @@ def _pair(event: ListedPage) -> list[tuple[tuple[Outcome, bool], Mapping[str, An
 
 
 def _pollable_job(cand: Candidate, response: Mapping[str, Any]) -> Job | None:
-    status = response.get("query_status")
-    if cand.refresh not in _JOB_MODES or not isinstance(status, Mapping):
-        return None
-    if status.get("complete") or status.get("error") or not status.get("id"):
-        return None
-    return Job(str(status["id"]), parse_time(response.get("last_refresh")), time.monotonic())
+    job_id = running_job_id(response) if cand.refresh in _JOB_MODES else None
+    return Job(job_id, parse_time(response.get("last_refresh")), time.monotonic()) if job_id else None
 
 
 def _finished_job(cand: Candidate, response: Mapping[str, Any]) -> Mapping[str, Any] | None:
