@@ -150,8 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_load_arguments(backfill)
     backfill.set_defaults(handler=_cmd_backfill)
 
-    show = commands.add_parser("show", help="render an insight's latest snapshot from the warehouse as a PNG")
-    show.add_argument("insight", help="insight id or short id")
+    show = commands.add_parser(
+        "show", help="render an insight's (or a dashboard's) latest snapshot from the warehouse as a PNG"
+    )
+    show.add_argument("insight", nargs="?", help="insight id or short id")
+    show.add_argument("--dashboard", type=int, help="render every insight on this dashboard as one grid")
     show.add_argument("--project-id", type=int, help="needed when several projects hold the id")
     show.add_argument("--output", "-o", help="PNG path (default insight-<id>.png)")
     _add_destination_arguments(show)

@@ -173,6 +173,10 @@ def render(pipeline: Any, insight: pd.Series) -> Figure:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    if (args.insight is None) == (args.dashboard is None):
+        raise ConfigError("show: give an insight id or short id, or --dashboard ID (one of the two)")
+    if args.dashboard is not None:
+        raise ConfigError("show --dashboard: not available yet")
     pipeline = open_pipeline(args.pipeline_name, args.dataset, args.destination, args.pipelines_dir)
     insight = find_insight(pipeline, str(args.insight), args.project_id)
     fig = render(pipeline, insight)
