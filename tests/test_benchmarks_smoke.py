@@ -28,6 +28,8 @@ EXPECTED_ROWS = (
     "7-organisation",
     "8-list-async",
     "8-list-async-5n",
+    "8-list-blocking",
+    "8-list-blocking-5n",
 )
 
 

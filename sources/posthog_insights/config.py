@@ -102,14 +102,21 @@ class PostHogInsightsSettings(BaseConfiguration):
     )
     refresh_via: str = _setting(
         "list",
-        "how the async modes refresh: list (pages start and collect jobs; default) or retrieve (one"
-        " request per insight)",
+        "how the async modes and blocking refresh: list (list reads start and collect jobs, or compute"
+        " a few insights each; default) or retrieve (one request per insight)",
         "--refresh-via",
         choices=REFRESH_VIA,
         listing=True,
     )
     max_jobs: int = _setting(
         200, "async jobs of this run running at once on PostHog (default 200)", "--max-jobs", type=int
+    )
+    max_list_calculations: int = _setting(
+        10,
+        "under blocking through the list, the most stale insights one list read computes, one after"
+        " another inside the request (default 10; lower it when calculations are slow; 1: a retrieve each)",
+        "--max-list-calculations",
+        type=int,
     )
     timeout_s: float = _setting(60.0, "per-request timeout (s)", "--timeout", type=float)
     max_retries: int = _setting(5, "retries of a failed request", "--max-retries", type=int)
@@ -147,7 +154,7 @@ class PostHogInsightsSettings(BaseConfiguration):
             )
         if self.refresh_via not in REFRESH_VIA:
             raise ConfigError(f"refresh_via: use one of {', '.join(REFRESH_VIA)}, got {self.refresh_via!r}")
-        for name in ("page_size", "concurrency", "max_jobs"):
+        for name in ("page_size", "concurrency", "max_jobs", "max_list_calculations"):
             _whole(name, getattr(self, name), minimum=1)
         _whole("max_retries", self.max_retries, minimum=0)
         if self.max_requests is not None:
@@ -168,6 +175,14 @@ class PostHogInsightsSettings(BaseConfiguration):
         if self.refresh_via != "list" or self.from_dashboard is not None:
             return None  # a dashboard's view of an insight is not what the list shows
         return LIST_JOB_REFRESH.get(self.refresh)
+
+    @property
+    def list_calculations(self) -> int:
+        """How many stale insights one blocking list read computes: 1 (none: a retrieve each) unless
+        `blocking` refreshes through the list."""
+        if self.refresh != "blocking" or self.refresh_via != "list" or self.from_dashboard is not None:
+            return 1
+        return int(self.max_list_calculations)
 
     @property
     def origin(self) -> str:

@@ -133,12 +133,18 @@ class Listing:
                     async for page in pages:
                         offset, self._offset = self._offset, self._offset + settings.page_size
                         now = utcnow()
-                        fresh = [item for item in page if int(item["id"]) not in listing.listed]
+                        at = [
+                            ((self._params, offset + index), item)
+                            for index, item in enumerate(page)
+                            if int(item["id"]) not in listing.listed
+                        ]
+                        fresh = [item for _, item in at]
                         listing.listed.update(int(item["id"]) for item in fresh)
                         report.insights_listed += len(fresh)
                         started: list[TrackedJob] = []
                         answered = [
-                            self._plan(project_id, item, now, listing.deferred, started) for item in fresh
+                            self._plan(project_id, item, now, listing.deferred, started, listed_at)
+                            for listed_at, item in at
                         ]
                         if self.jobs is not None:
                             self.jobs.add(project_id, params, offset, started)
@@ -194,6 +200,7 @@ class Listing:
         now: datetime,
         deferred: set[int],
         started: list[TrackedJob],
+        listed_at: tuple[int, int],
     ) -> tuple[Outcome, bool] | None:
         """Plan one listed insight; the outcome the list answered for it, and whether it is final. On
         the list path, a job the page started for it goes to `started` instead of a retrieve."""
@@ -216,6 +223,7 @@ class Listing:
             deferred=insight_id in deferred,
             variant=settings.variant,
             params=settings.retrieve_params(),
+            listed_at=listed_at,
         )
         job = started_job(item) if refresh is not None and self._list_refresh is not None else None
         meta = {k: item[k] for k in _META_FIELDS if k in item}

@@ -14,10 +14,10 @@ as `cache_target_age`; `lazy_async` uses the longer lazy ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 FORCE_MODES: Final = frozenset({"force_blocking", "force_async"})
 # Modes under which a fresh cached result is served as it is, so only stale or missing ones need a GET.
@@ -39,6 +39,8 @@ LAZY_THRESHOLDS: Final[dict[str | None, timedelta]] = {
 }  # fmt: skip
 # PostHog compares a window's end with `last_refresh` minus this, as the cache write can lag the query.
 FIXED_WINDOW_GRACE: Final = timedelta(seconds=10)
+
+_U = TypeVar("_U")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -132,7 +134,8 @@ class Candidate:
     """An insight (in one variant: plain, a dashboard's view, a backfill window) waiting for a retrieve.
 
     Sorts deferred-first, then oldest result first. `refresh` is the mode its retrieve sends; `job` a job
-    already started for it, which is polled instead.
+    already started for it, which is polled instead; `listed_at` where the list showed it (which filter
+    set of the listing, which offset), so that a list read can compute it with its neighbours.
     """
 
     not_deferred: bool
@@ -143,6 +146,7 @@ class Candidate:
     params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     refresh: str = field(default="force_cache", compare=False)
     job: Job | None = field(default=None, compare=False)
+    listed_at: tuple[int, int] | None = field(default=None, compare=False)
 
 
 def candidate(
@@ -152,6 +156,7 @@ def candidate(
     deferred: bool = False,
     variant: str = "",
     params: Mapping[str, str] | None = None,
+    listed_at: tuple[int, int] | None = None,
 ) -> Candidate:
     return Candidate(
         not_deferred=not deferred,
@@ -161,14 +166,16 @@ def candidate(
         variant=variant,
         params=tuple(sorted((params or {}).items())),
         refresh=refresh,
+        listed_at=listed_at,
     )
 
 
 def spend_budget(
-    candidates: Iterable[Candidate], budget: int | None
-) -> tuple[list[Candidate], list[Candidate]]:
-    """Split candidates into (retrieve now, defer to the next run) for `budget` retrieves."""
-    ordered = sorted(candidates)
+    units: Iterable[_U], budget: int | None, key: Callable[[_U], Candidate]
+) -> tuple[list[_U], list[_U]]:
+    """Split units of one request each (a retrieve, or a list read that computes several candidates)
+    into (send now, defer to the next run) for `budget` requests, in the order of `key`'s candidate."""
+    ordered = sorted(units, key=key)
     if budget is None:
         return ordered, []
     budget = max(budget, 0)

@@ -31,6 +31,14 @@ from posthog_insights.errors import (
     RateLimitExceededError,
 )
 from posthog_insights.events import Deferred, Event, Found, ListedPage, Paused, Plan, Retrieved
+from posthog_insights.list_calculation import (
+    ListRead,
+    Unit,
+    compute_by_list,
+    first_of,
+    group_list_reads,
+    members_of,
+)
 from posthog_insights.outcomes import outcome_of
 from posthog_insights.planner import SYNCHRONOUS_MODES, Candidate, Job, parse_time, spend_budget
 from posthog_insights.rows import Outcome
@@ -99,14 +107,16 @@ class Retrieval:
         budget = None
         if self.settings.max_requests is not None:
             budget = self.settings.max_requests - session.stats.count()
-        now_batch, later = spend_budget(plan.candidates, budget)
+        units = group_list_reads(plan.candidates, self.settings.list_calculations, self.settings.page_size)
+        now_units, later = spend_budget(units, budget, key=first_of)
+        now_batch = members_of(now_units)
         if session.runs == 1:  # later runs of the session go on with the same plan
             report.retrieves_planned = len(now_batch)
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
-        left: list[Candidate] = list(later)  # for the next run of the pipeline, first in line
+        left: list[Candidate] = members_of(later)  # for the next run of the pipeline, first in line
         carried: list[Candidate] = []  # for the next run of this session
-        pending = deque(now_batch)
-        working: dict[asyncio.Task[None], Candidate] = {}  # what each worker is on, with its job once started
+        pending: deque[Unit] = deque(now_units)
+        working: dict[asyncio.Task[None], Unit] = {}  # what each worker is on, with its job once started
         progress = _Progress(len(now_batch))
         segment_over = False
 
@@ -114,9 +124,16 @@ class Retrieval:
 
             async def worker() -> None:
                 task: Any = asyncio.current_task()
-                while pending and not self._draining:  # shared: each candidate is taken by one worker
+                while pending and not self._draining:  # shared: each unit is taken by one worker
                     cand = pending.popleft()
                     working[task] = cand
+                    if isinstance(cand, ListRead):
+                        again = await self._compute(client, cand, plan.metas, queue)
+                        pending.extendleft(reversed(again))  # this worker goes on with them
+                        del working[task]
+                        for _ in range(len(cand.members) - len(again)):
+                            await queue.put(("done", None))
+                        continue
 
                     def job_started(job: Job, task: Any = task, cand: Candidate = cand) -> None:
                         working[task] = replace(cand, job=job)
@@ -180,7 +197,7 @@ class Retrieval:
         if batch:
             yield Retrieved(batch)
         if segment_over:
-            carried = [*working.values(), *pending]
+            carried = members_of([*working.values(), *pending])
         session.pending = Plan(sorted(carried), plan.metas) if carried else None
         deferred: dict[int, list[int]] = {pid: [] for pid in self.settings.projects}
         for cand in (*carried, *left):
@@ -198,6 +215,39 @@ class Retrieval:
             return pacer.in_flight == 0
         idle_s = self.session.segment_idle_s
         return idle_s is not None and pacer.quiet_for() >= idle_s
+
+    async def _compute(
+        self,
+        client: PostHogClient,
+        read: ListRead,
+        metas: Mapping[tuple[int, int], Mapping[str, Any]],
+        queue: asyncio.Queue[tuple[str, Any]],
+    ) -> list[Candidate]:
+        """One list read that computes a few candidates (list_calculation.py); the members it did not
+        answer, to be retrieved on their own while the budget lasts."""
+        members = list(read.members)
+        try:
+            if self._stop:
+                raise _OutOfBudget
+            found, again = await compute_by_list(client, self.session.slots, self.settings, read, metas)
+        except (_OutOfBudget, OrganisationBusy):
+            found, again = [], members
+        except RateLimitExceededError as exc:
+            self._stop = self._stop or str(exc)
+            self.session.report.stopped_early = self.session.report.stopped_early or str(exc)
+            found, again = [], members
+        except PostHogInsightsError as exc:
+            log.info("a list read computing %d insights failed (%s); retrieving each", len(members), exc)
+            found, again = [], members
+        for outcome in found:
+            await queue.put(("found", outcome))
+        budget = self.settings.max_requests
+        if again and (self._stop or (budget is not None and self.session.stats.count() >= budget)):
+            for cand in again:  # the next run retrieves them first
+                await queue.put(("left", cand))
+                await queue.put(("done", None))
+            return []
+        return again
 
     async def _fetch(
         self,
