@@ -16,8 +16,9 @@ Modules: `config` (settings), `runner` (the `Emulator`: uvicorn in a thread), `s
 throttling, faults, running calculations in slots), `store` (state, cache, hooks), `staleness`
 (PostHog's thresholds), `calculations` (the organisation's concurrency slots), `jobs` (async query
 statuses), `legacy` (the legacy compute endpoints), `seed` / `synth` (synthetic insights and
-results), `listing` (list filters and order), `serialize` (PostHog's representations), `activity`,
-`models`, `throttle`, `faults`, `stats`, `errors`, `timeutil`, `cli`.
+results), `listing` (list filters and order), `dashboards` (the dashboards list's filters and
+order), `serialize` (PostHog's representations), `activity`, `models`, `throttle`, `faults`, `stats`,
+`errors`, `timeutil`, `cli`.
 """
 
 from posthog_emulator.config import EmulatorConfig, FaultConfig

@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sliding windows per key, e.g. 240/60,1200/3600 (10/5 = at most 10 requests in any 5 s); off",
     )
+    parser.add_argument(
+        "--other-rate-limit",
+        type=parse_rate_limits,
+        default=None,
+        help="the other endpoints' windows (dashboards, sharing), PostHog's 480/60,4800/3600; off",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
     parser.add_argument(
         "--faults",
@@ -147,6 +153,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         stale_share=args.stale_share,
         error_share=args.error_share,
         rate_limits=args.rate_limit,
+        other_rate_limits=args.other_rate_limit,
         latency_ms=args.latency_ms,
         faults=args.faults,
         async_delay_s=args.async_delay,

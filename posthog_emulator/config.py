@@ -44,8 +44,9 @@ class EmulatorConfig:
     `insights` is per project. `fresh_share` + `stale_share` of the insights start with a cached
     result (fresh or stale, each against the insight's own staleness threshold); the rest start with
     none (a cache miss). `rate_limits` are `(requests, seconds)` sliding windows per API key shared by
-    the insight endpoints, like PostHog's 240/minute and 1200/hour. All times run on the store's
-    clock, which tests can advance.
+    the insight endpoints, like PostHog's 240/minute and 1200/hour; `other_rate_limits` those of the
+    other throttled endpoints (dashboards, sharing), PostHog's 480/minute and 4800/hour, counted apart.
+    All times run on the store's clock, which tests can advance.
 
     The organisation's concurrency limit: at most `org_concurrency` synchronous calculations run at
     once, `background_calcs` of those slots always taken by the organisation's own users; one
@@ -67,6 +68,9 @@ class EmulatorConfig:
     stale_share: float = 0.25
     error_share: float = 0.02
     rate_limits: tuple[tuple[int, float], ...] | None = None
+    # The windows of every other throttled viewset (dashboards, sharing): PostHog's default
+    # BurstRateThrottle and SustainedRateThrottle, 480/minute and 4800/hour, a bucket of their own.
+    other_rate_limits: tuple[tuple[int, float], ...] | None = None
     latency_ms: float = 0.0
     faults: FaultConfig | None = None
     async_delay_s: float = 0.5
@@ -78,6 +82,8 @@ class EmulatorConfig:
     stale_invalidation: bool = True
     forbidden_projects: tuple[int, ...] = ()
     allow_query_status: bool = True
+    # The key has the `dashboard:read` scope (False: the dashboards endpoints answer 403).
+    allow_dashboards: bool = True
     port: int = 0
     timezone: str = "UTC"
     # How long after a compute PostHog refuses another client-requested one (next_allowed_client_refresh).
@@ -109,8 +115,8 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
         if self.fresh_share + self.stale_share > 1.0 + 1e-9:
             raise ValueError("fresh_share + stale_share must not exceed 1")
-        if self.rate_limits is not None:
-            for limit, window in self.rate_limits:
+        for windows in (self.rate_limits, self.other_rate_limits):
+            for limit, window in windows or ():
                 if limit < 1 or window <= 0:
                     raise ValueError(f"bad rate limit {limit}/{window}")
         if self.latency_ms < 0 or self.async_delay_s < 0 or self.calc_ms < 0:

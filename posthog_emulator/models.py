@@ -1,4 +1,4 @@
-"""The emulator's records: insights, cache entries, async jobs, cache variants, projects.
+"""The emulator's records: insights, dashboards, cache entries, async jobs, cache variants, projects.
 
 Plain dataclasses with no behaviour beyond what derives from their own fields, so the store, the
 seeder, the list logic and the serializers can share them without importing each other.
@@ -79,7 +79,10 @@ class Insight:
     fails: str | None = None
     fails_validation: bool = False
     version: int = 0
-    tile_ids: list[int] = field(default_factory=list)
+    # dashboard id -> the id of this insight's tile on it: every tile ever made, soft-deleted ones too
+    # (PostHog undeletes the same tile when the insight goes back on a dashboard); the live tiles are
+    # those on `dashboards`.
+    tiles: dict[int, int] = field(default_factory=dict)
     sharing: dict[str, Any] | None = None
     seeded: bool = False
     kind: str = "TRENDS"
@@ -91,7 +94,11 @@ class Insight:
         self.kind = synth.insight_kind(self.query, self.filters)
         self.shape = synth.shape_of(self.query, self.filters)
         self._derived_query = None if self.query else synth.query_from_filters(self.filters)
-        self.tile_ids = [self.id * 10 + offset for offset in range(len(self.dashboards))]
+
+    @property
+    def live_tiles(self) -> list[tuple[int, int]]:
+        """(tile id, dashboard id) of the tiles PostHog shows: not soft-deleted, on a live dashboard."""
+        return [(self.tiles[dashboard_id], dashboard_id) for dashboard_id in self.dashboards]
 
     @property
     def variant(self) -> str:
@@ -170,11 +177,38 @@ class Job:
 
 
 @dataclass(eq=False)
+class Dashboard:
+    """One dashboard's metadata (times are epoch seconds). Its tiles live on the insights (`tiles`,
+    `dashboards`); soft-deleting it soft-deletes them, and `hidden` remembers whose, for a restore."""
+
+    id: int
+    project_id: int
+    name: str | None
+    description: str
+    pinned: bool
+    created_at: float
+    created_by: int
+    filters: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    creation_mode: str = "default"
+    deleted: bool = False
+    last_accessed_at: float | None = None
+    hidden: list[int] = field(default_factory=list)
+
+
+# Dashboard.RestrictionLevel / PrivilegeLevel: everyone in the project can edit; this user can edit.
+EVERYONE_CAN_EDIT = 21
+CAN_EDIT = 37
+CREATION_MODES: tuple[str, ...] = ("default", "template", "duplicate", "unlisted")
+
+
+@dataclass(eq=False)
 class Project:
     id: int
     insights: dict[int, Insight] = field(default_factory=dict)
     by_short_id: dict[str, int] = field(default_factory=dict)
-    dashboards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    dashboards: dict[int, Dashboard] = field(default_factory=dict)
     activity: list[dict[str, Any]] | None = None  # materialised on first use
     pending_activity: list[dict[str, Any]] = field(default_factory=list)
 
@@ -184,11 +218,13 @@ class Project:
 
 
 class Ids:
-    """Allocates insight and dashboard ids (global, like database primary keys) and unique short ids."""
+    """Allocates insight, dashboard and tile ids (global, like database primary keys) and unique short
+    ids."""
 
     def __init__(self) -> None:
         self.next_insight = 1
         self.next_dashboard = 1
+        self.next_tile = 1
         self._short_ids: set[str] = set()
 
     def insight(self) -> int:
@@ -200,6 +236,17 @@ class Ids:
         value = self.next_dashboard
         self.next_dashboard += 1
         return value
+
+    def tile(self) -> int:
+        value = self.next_tile
+        self.next_tile += 1
+        return value
+
+    def place(self, insight: Insight) -> None:
+        """A tile for each dashboard the insight is on that has none yet (an existing one is reused)."""
+        for dashboard_id in insight.dashboards:
+            if dashboard_id not in insight.tiles:
+                insight.tiles[dashboard_id] = self.tile()
 
     def short_id(self, rng: random.Random) -> str:
         while True:

@@ -46,8 +46,20 @@ class Emulator:
         self.throttle = (
             SlidingWindowThrottle(self.config.rate_limits, self.clock) if self.config.rate_limits else None
         )
+        # the other endpoints' bucket (dashboards, sharing): PostHog counts them apart from the insights'
+        self.other_throttle = (
+            SlidingWindowThrottle(self.config.other_rate_limits, self.clock)
+            if self.config.other_rate_limits
+            else None
+        )
         faults = FaultInjector(self.config.faults) if self.config.faults is not None else None
-        self.app = EmulatorApp(self.config, self.store, self._stats, self.throttle, faults)
+        self.app = EmulatorApp(
+            self.config,
+            self.store,
+            self._stats,
+            {"insights": self.throttle, "other": self.other_throttle},
+            faults,
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None

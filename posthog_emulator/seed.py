@@ -1,4 +1,5 @@
-"""Seeded metadata of a project: users, dashboards, insights of every kind, their initial cache.
+"""Seeded metadata of a project: users, dashboards, insights of every kind (and their tiles), their
+initial cache.
 
 Only metadata is made here (a few dozen RNG draws per insight), so 10,000 insights seed in well under
 a second; results are synthesised later, on first read. One RNG per project, seeded by the emulator
@@ -20,7 +21,7 @@ from typing import Any
 
 from posthog_emulator import staleness, synth
 from posthog_emulator.config import EmulatorConfig
-from posthog_emulator.models import SHORT_ID_ALPHABET, Ids, Insight, Project
+from posthog_emulator.models import SHORT_ID_ALPHABET, Dashboard, Ids, Insight, Project
 
 TAG_POOL: tuple[str, ...] = ("marketing", "growth", "product", "kpi", "exec", "experiment", "onboarding")
 FIRST_NAMES: tuple[str, ...] = ("Ada", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances")
@@ -126,6 +127,8 @@ def seed_project(
     rng = random.Random(f"{config.seed}:project:{project_id}")
     project = Project(project_id)
     n_dashboards = config.dashboards_per_project or max(3, min(50, config.insights // 40))
+    # the dashboards' own attributes draw from an RNG of their own: the insights' draws stay as they were
+    looks = random.Random(f"{config.seed}:dashboards:{project_id}")
     for index in range(n_dashboards):
         dashboard_id = ids.dashboard()
         filters: dict[str, Any] = {}
@@ -133,11 +136,21 @@ def seed_project(
             filters = {"date_from": "-14d"}
         elif index % 3 == 2:
             filters = {"date_from": "-90d", "date_to": None}
-        project.dashboards[dashboard_id] = {
-            "id": dashboard_id,
-            "name": f"Dashboard {index + 1}",
-            "filters": filters,
-        }
+        created_at = now - looks.uniform(2 * 86400, 400 * 86400)
+        project.dashboards[dashboard_id] = Dashboard(
+            id=dashboard_id,
+            project_id=project_id,
+            name=f"Dashboard {index + 1}",
+            description=looks.choice(("", "", f"What the {TAG_POOL[index % len(TAG_POOL)]} team watches")),
+            pinned=index % 4 == 0,
+            created_at=created_at,
+            created_by=looks.randint(1, config.users),
+            filters=filters,
+            tags=sorted(looks.sample(TAG_POOL, looks.choice((0, 1, 2)))),
+            last_accessed_at=created_at + looks.uniform(0, now - created_at)
+            if looks.random() < 0.8
+            else None,
+        )
     dashboard_ids = list(project.dashboards)
     cached: list[tuple[Insight, float]] = []
     for index in range(config.insights):
@@ -187,6 +200,7 @@ def seed_project(
             seeded=True,
         )
         insight.refresh_definition()
+        ids.place(insight)
         project.add(insight)
         if rng.random() < config.error_share:
             insight.fails = rng.choice(GENERIC_ERRORS)

@@ -1,5 +1,6 @@
-"""PostHog's two insight representations: `InsightSerializer` (retrieve, list) and
-`InsightBasicSerializer` (`basic=true`, my_last_viewed).
+"""PostHog's representations: the insight's `InsightSerializer` (retrieve, list) and
+`InsightBasicSerializer` (`basic=true`, my_last_viewed); the dashboard's `DashboardBasicSerializer` (list)
+and `DashboardSerializer` (retrieve, with its tiles).
 
 Field names and order follow PostHog's serializers; the result fields come in from the store as one
 dict (`result` ... `filters_hash`), already resolved for the request's refresh mode.
@@ -11,16 +12,17 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from posthog_emulator.models import BASE, Insight, Variant
+from posthog_emulator.models import BASE, CAN_EDIT, EVERYONE_CAN_EDIT, Dashboard, Insight, Variant
 from posthog_emulator.timeutil import iso
 
 UserLookup = Callable[[int], dict[str, Any]]
 
 
 def tiles(insight: Insight) -> list[dict[str, Any]]:
+    """`DashboardTileBasicSerializer` over `DashboardTile.objects` (live tiles on live dashboards)."""
     return [
         {"id": tile_id, "dashboard_id": dashboard_id, "deleted": None}
-        for tile_id, dashboard_id in zip(insight.tile_ids, insight.dashboards, strict=False)
+        for tile_id, dashboard_id in insight.live_tiles
     ]
 
 
@@ -123,3 +125,75 @@ def basic(insight: Insight, user: UserLookup) -> dict[str, Any]:
         "user_access_level": "editor",
         "last_viewed_at": iso(insight.last_viewed_at),
     }
+
+
+def dashboard_basic(dashboard: Dashboard, user: UserLookup) -> dict[str, Any]:
+    """DashboardBasicSerializer's representation (the list): metadata only, no filters, no tiles."""
+    return {
+        "id": dashboard.id,
+        "name": dashboard.name,
+        "description": dashboard.description,
+        "pinned": dashboard.pinned,
+        "created_at": iso(dashboard.created_at),
+        "created_by": user(dashboard.created_by),
+        "last_accessed_at": iso(dashboard.last_accessed_at),
+        "last_viewed_at": None,  # this user's own views (the file system's view log): none here
+        "is_shared": False,
+        "deleted": dashboard.deleted,
+        "creation_mode": dashboard.creation_mode,
+        "tags": list(dashboard.tags),
+        "restriction_level": EVERYONE_CAN_EDIT,
+        "effective_restriction_level": EVERYONE_CAN_EDIT,
+        "effective_privilege_level": CAN_EDIT,
+        "user_access_level": "editor",
+        "access_control_version": "v2",
+        "last_refresh": None,
+        "team_id": dashboard.project_id,
+    }
+
+
+def dashboard_full(
+    dashboard: Dashboard, user: UserLookup, tile_insights: list[tuple[int, dict[str, Any]]]
+) -> dict[str, Any]:
+    """DashboardSerializer's representation (the retrieve): DASHBOARD_SHARED_FIELDS and the tiles, each
+    with its insight's whole representation (result included) as `tile_insights` gives them."""
+    basic = dashboard_basic(dashboard, user)
+    head = ("id", "name", "description", "pinned", "created_at", "created_by", "last_accessed_at")
+    tail = ("tags", "restriction_level", "effective_restriction_level", "effective_privilege_level")
+    representation: dict[str, Any] = {key: basic[key] for key in head}
+    representation |= {key: basic[key] for key in ("last_viewed_at", "is_shared", "deleted", "creation_mode")}
+    representation |= {
+        "filters": dict(dashboard.filters),
+        "variables": dict(dashboard.variables),
+        "breakdown_colors": [],
+        "data_color_theme_id": None,
+    }
+    representation |= {key: basic[key] for key in tail}
+    representation |= {
+        "user_access_level": basic["user_access_level"],
+        "access_control_version": basic["access_control_version"],
+        "last_refresh": None,
+        "persisted_filters": dict(dashboard.filters) or None,
+        "persisted_variables": dict(dashboard.variables) or None,
+        "team_id": dashboard.project_id,
+        "quick_filter_ids": [],
+        "tiles": [],
+    }
+    for order, (tile_id, insight) in enumerate(tile_insights):
+        representation["tiles"].append(
+            {
+                "id": tile_id,
+                "insight": insight,
+                "text": None,
+                "button_tile": None,
+                "layouts": {},
+                "color": None,
+                "filters_overrides": {},
+                "show_description": None,
+                "transparent_background": None,
+                "order": order,
+                "last_refresh": insight.get("last_refresh"),
+                "is_cached": insight.get("is_cached", False),
+            }
+        )
+    return representation

@@ -61,11 +61,14 @@ def install_log_filter() -> None:
 
 
 def classify(method: str, path: str) -> str:
-    """The stats kind of a request: list, retrieve, poll, cancel or other (compute is added later)."""
+    """The stats kind of a request: list, retrieve, poll, cancel, dashboards (the dashboards list),
+    dashboard (one dashboard) or other (compute is added later)."""
     match = _API_PATH.match(path)
     if match is None:
         return "other"
     rest = match.group(1).split("/")
+    if rest[0] == "dashboards" and method == "GET" and len(rest) <= 2:
+        return "dashboards" if len(rest) == 1 else "dashboard"
     if rest[0] == "insights":
         if len(rest) == 1 and method == "GET":
             return "list"
@@ -113,6 +116,21 @@ def absolute_url(request: Request) -> str:
     return f"{request.url.scheme}://{host}{request.url.path}" + (f"?{query}" if query else "")
 
 
+def page_links(url: str, *, offset: int, limit: int, count: int) -> tuple[str | None, str | None]:
+    """DRF's LimitOffsetPagination `next` and `previous` links."""
+    next_url = None
+    if offset + limit < count:
+        next_url = replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
+    previous_url = None
+    if offset > 0:
+        previous_url = replace_query_param(url, "limit", limit)
+        if offset - limit <= 0:
+            previous_url = remove_query_param(previous_url, "offset")
+        else:
+            previous_url = replace_query_param(previous_url, "offset", offset - limit)
+    return next_url, previous_url
+
+
 def _positive_int(value: str | None, *, default: int, strict: bool) -> int:
     """DRF's limit/offset parsing: a bad value silently becomes the default."""
     if value is None:
@@ -146,12 +164,12 @@ class Api:
         self,
         config: EmulatorConfig,
         store: Store,
-        throttle: SlidingWindowThrottle | None,
+        throttles: dict[str, SlidingWindowThrottle | None],
         calculator: Calculator,
     ) -> None:
         self.config = config
         self.store = store
-        self.throttle = throttle
+        self.throttles = throttles  # by bucket: "insights", "other"
         self.calculator = calculator
 
     # -- request preamble ------------------------------------------------------------------------------
@@ -173,9 +191,11 @@ class Api:
         return key
 
     def endpoint(
-        self, handler: Handler, methods: frozenset[str], *, throttled: bool
+        self, handler: Handler, methods: frozenset[str], *, bucket: str | None
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap a handler with auth, project checks, DRF throttling and PostHog's error bodies."""
+        """Wrap a handler with auth, project checks, DRF throttling (in `bucket`'s windows, None: not
+        throttled) and PostHog's error bodies."""
+        throttle = self.throttles.get(bucket) if bucket is not None else None
 
         async def run(request: Request) -> Response:
             try:
@@ -185,8 +205,8 @@ class Api:
                 key = self._authenticate(request)
                 project_id: int = request.path_params["project_id"]
                 self.store.check_project(project_id)
-                if throttled and self.throttle is not None:
-                    wait = self.throttle.check(key)
+                if throttle is not None:
+                    wait = throttle.check(key)
                     if wait is not None:
                         raise errors.throttled(wait)
                 if request.method not in methods:
@@ -237,17 +257,7 @@ class Api:
         if reads:
             self._mark_computed(request, await self._calculate(reads))
             items = self.store.represent(reads)
-        url = absolute_url(request)
-        next_url = None
-        if offset + limit < count:
-            next_url = replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
-        previous_url = None
-        if offset > 0:
-            previous_url = replace_query_param(url, "limit", limit)
-            if offset - limit <= 0:
-                previous_url = remove_query_param(previous_url, "offset")
-            else:
-                previous_url = replace_query_param(previous_url, "offset", offset - limit)
+        next_url, previous_url = page_links(absolute_url(request), offset=offset, limit=limit, count=count)
         return json_response({"count": count, "next": next_url, "previous": previous_url, "results": items})
 
     async def insight(self, request: Request, project_id: int) -> Response:
@@ -270,6 +280,39 @@ class Api:
         )
         self._mark_computed(request, await self._calculate([read]))
         return json_response(self.store.represent([read])[0])
+
+    # -- dashboards (DashboardsViewSet: the `dashboard:read` scope, the default throttles) ---------------
+
+    def _dashboard_scope(self) -> None:
+        if not self.config.allow_dashboards:
+            raise errors.permission_denied("API key missing required scope 'dashboard:read'")
+
+    async def dashboards(self, request: Request, project_id: int) -> Response:
+        self._dashboard_scope()
+        if request.method == "POST":
+            return json_response(self.store.create_dashboard(project_id, await _json_body(request)), 201)
+        params = request.query_params
+        limit = _positive_int(params.get("limit"), default=100, strict=True)
+        offset = _positive_int(params.get("offset"), default=0, strict=False)
+        count, items = self.store.list_dashboards(
+            project_id,
+            tags=params.getlist("tags"),
+            creation_mode=params.get("creation_mode") or None,
+            offset=offset,
+            limit=limit,
+        )
+        next_url, previous_url = page_links(absolute_url(request), offset=offset, limit=limit, count=count)
+        return json_response({"count": count, "next": next_url, "previous": previous_url, "results": items})
+
+    async def dashboard(self, request: Request, project_id: int) -> Response:
+        self._dashboard_scope()
+        ident = request.path_params["ident"]
+        if request.method == "DELETE":
+            return Response(status_code=405)  # ForbidDestroyModel, as for insights
+        if request.method in ("PATCH", "PUT"):
+            body = await _json_body(request)
+            return json_response(self.store.update_dashboard(project_id, ident, body))
+        return json_response(self.store.retrieve_dashboard(project_id, ident))
 
     def _activity_page(self, request: Request, project_id: int, ident: str | None) -> Response:
         values: dict[str, int] = {}
@@ -397,32 +440,36 @@ async def _health(request: Request) -> Response:
 
 def build_routes(api: Api, stats: Stats) -> list[BaseRoute]:
     """PostHog's routes under both `/api/projects/{id}/` and `/api/environments/{id}/`, each with and
-    without the trailing slash (PostHog's routers accept both). Throttled routes share the insights
-    bucket: every action of the insights viewset, and the query-status poll and cancel (throttled
-    with the same classes); sharing is a viewset of its own, with other limits, not emulated."""
+    without the trailing slash (PostHog's routers accept both). Two rate buckets, as PostHog counts
+    them: `insights` for every action of the insights viewset and the query-status poll and cancel
+    (throttled with the same ClickHouse classes), `other` for the viewsets on DRF's default throttles
+    (dashboards, sharing)."""
     prefix = "/api/{scope}/{project_id:int}"
     get, post = frozenset({"GET"}), frozenset({"POST"})
-    table: list[tuple[str, Handler, frozenset[str], bool]] = [
-        ("/insights", api.insights, frozenset({"GET", "POST"}), True),
-        ("/insights/activity", api.all_activity, get, True),
-        ("/insights/my_last_viewed", api.my_last_viewed, get, True),
-        ("/insights/viewed", api.viewed, post, True),
-        ("/insights/cancel", api.cancel, post, True),
-        ("/insights/trend", api.legacy("trend"), frozenset({"GET", "POST"}), True),
-        ("/insights/funnel", api.legacy("funnel"), frozenset({"GET", "POST"}), True),
-        ("/insights/funnel/correlation", api.legacy("funnel/correlation"), frozenset({"GET", "POST"}), True),
-        ("/insights/retention", api.legacy("retention"), frozenset({"GET", "POST"}), True),
-        ("/insights/path", api.legacy("path"), frozenset({"GET", "POST"}), True),
-        ("/insights/{ident}", api.insight, frozenset({"GET", "PATCH", "PUT", "DELETE"}), True),
-        ("/insights/{ident}/activity", api.insight_activity, get, True),
-        ("/insights/{ident}/sharing", api.sharing, frozenset({"GET", "PATCH"}), False),
-        ("/insights/{ident}/viewed", api.viewed_one, post, True),
-        ("/query/{query_id}", api.query, frozenset({"GET", "DELETE"}), True),
+    ins, other = "insights", "other"
+    table: list[tuple[str, Handler, frozenset[str], str | None]] = [
+        ("/insights", api.insights, frozenset({"GET", "POST"}), ins),
+        ("/insights/activity", api.all_activity, get, ins),
+        ("/insights/my_last_viewed", api.my_last_viewed, get, ins),
+        ("/insights/viewed", api.viewed, post, ins),
+        ("/insights/cancel", api.cancel, post, ins),
+        ("/insights/trend", api.legacy("trend"), frozenset({"GET", "POST"}), ins),
+        ("/insights/funnel", api.legacy("funnel"), frozenset({"GET", "POST"}), ins),
+        ("/insights/funnel/correlation", api.legacy("funnel/correlation"), frozenset({"GET", "POST"}), ins),
+        ("/insights/retention", api.legacy("retention"), frozenset({"GET", "POST"}), ins),
+        ("/insights/path", api.legacy("path"), frozenset({"GET", "POST"}), ins),
+        ("/insights/{ident}", api.insight, frozenset({"GET", "PATCH", "PUT", "DELETE"}), ins),
+        ("/insights/{ident}/activity", api.insight_activity, get, ins),
+        ("/insights/{ident}/sharing", api.sharing, frozenset({"GET", "PATCH"}), other),
+        ("/insights/{ident}/viewed", api.viewed_one, post, ins),
+        ("/query/{query_id}", api.query, frozenset({"GET", "DELETE"}), ins),
+        ("/dashboards", api.dashboards, frozenset({"GET", "POST"}), other),
+        ("/dashboards/{ident}", api.dashboard, frozenset({"GET", "PATCH", "PUT", "DELETE"}), other),
     ]
     routes: list[BaseRoute] = []
     all_methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS"]
-    for path, handler, methods, throttled in table:
-        endpoint = api.endpoint(handler, methods, throttled=throttled)
+    for path, handler, methods, bucket in table:
+        endpoint = api.endpoint(handler, methods, bucket=bucket)
         routes.append(Route(prefix + path + "/", endpoint, methods=all_methods))
         routes.append(Route(prefix + path, endpoint, methods=all_methods))
 
@@ -450,13 +497,13 @@ class EmulatorApp:
         config: EmulatorConfig,
         store: Store,
         stats: Stats,
-        throttle: SlidingWindowThrottle | None,
+        throttles: dict[str, SlidingWindowThrottle | None],
         faults: FaultInjector | None,
     ) -> None:
         self.stats = stats
         self.faults = faults
         self.latency_s = config.latency_ms / 1000.0
-        api = Api(config, store, throttle, Calculator(store.slots, config.calc_ms / 1000.0, stats))
+        api = Api(config, store, throttles, Calculator(store.slots, config.calc_ms / 1000.0, stats))
         self.inner = Starlette(
             routes=build_routes(api, stats),
             exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},

@@ -14,14 +14,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS: tuple[str, ...] = ("list", "retrieve", "compute", "poll", "cancel", "other")
+KINDS: tuple[str, ...] = ("list", "retrieve", "compute", "poll", "cancel", "dashboards", "dashboard", "other")
 
 
 @dataclass(frozen=True)
 class StatsSnapshot:
     """A consistent copy of the counters at one instant.
 
-    `by_kind` counts requests by endpoint kind (list, retrieve, poll, cancel, other); `compute` is
+    `by_kind` counts requests by endpoint kind (list, retrieve, poll, cancel, dashboards: GETs of the
+    dashboards list, dashboard: GETs of one dashboard, other); `compute` is
     counted *in addition* for every request that ran a synchronous calculation (a retrieve that
     computed, a legacy compute endpoint). `throttled` is the number of 429 answers. `key_in_query`
     counts requests that carried the API key in the query string (a client must never do that).

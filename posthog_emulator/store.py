@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from posthog_emulator import activity, errors, jobs, legacy, listing, serialize, staleness, synth
+from posthog_emulator import activity, dashboards, errors, jobs, legacy, listing, serialize, staleness, synth
 from posthog_emulator.calculations import Slots
 from posthog_emulator.config import EmulatorConfig
 from posthog_emulator.legacy import LegacyRead
@@ -45,6 +45,7 @@ from posthog_emulator.models import (
     CONCURRENCY_ERROR,
     KEY_USER_ID,
     CacheEntry,
+    Dashboard,
     Ids,
     Insight,
     Job,
@@ -558,13 +559,15 @@ class Store:
     ) -> Variant:
         dashboard_id: int | None = None
         filters: dict[str, Any] | None = None
+        dashboard_filters: dict[str, Any] = {}
         parts: list[str] = []
         if from_dashboard is not None and not from_dashboard.isdigit():
             raise errors.validation("from_dashboard must be a dashboard id", "from_dashboard")
-        # like PostHog, a dashboard the insight is not on is ignored: the plain result comes back
+        # like PostHog, a dashboard the insight has no live tile on is ignored: the plain result comes back
         if from_dashboard is not None and int(from_dashboard) in insight.dashboards:
             dashboard_id = int(from_dashboard)
-            dashboard_filters = project.dashboards.get(dashboard_id, {}).get("filters") or {}
+            dashboard = project.dashboards.get(dashboard_id)
+            dashboard_filters = dict(dashboard.filters) if dashboard is not None else {}
             filters = {key: value for key, value in dashboard_filters.items() if value is not None} or None
             parts.append(f"d={dashboard_id}")
         for name, raw in (("filters_override", filters_override), ("variables_override", variables_override)):
@@ -576,8 +579,9 @@ class Store:
                 raise errors.validation(f"{name} is not valid JSON", name) from exc
             if not isinstance(value, dict):
                 raise errors.validation(f"{name} must be a JSON object", name)
-            if name == "filters_override":
-                filters = {key: item for key, item in value.items() if item is not None}
+            if name == "filters_override":  # PostHog: {**dashboard.filters, **filters_override}
+                merged = {**dashboard_filters, **value}
+                filters = {key: item for key, item in merged.items() if item is not None}
             parts.append(f"{name[0]}={orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()}")
         if not parts:
             return BASE
@@ -644,7 +648,8 @@ class Store:
 
     def _check_dashboards(self, project: Project, dashboard_ids: list[int]) -> None:
         for dashboard_id in dashboard_ids:
-            if dashboard_id not in project.dashboards:
+            dashboard = project.dashboards.get(dashboard_id)
+            if dashboard is None or dashboard.deleted:  # Dashboard.objects: live dashboards only
                 raise errors.validation("Dashboard not found", "dashboards")
 
     def _log(
@@ -699,6 +704,7 @@ class Store:
                 deleted=bool(clean.get("deleted", False)),
             )
             insight.refresh_definition()
+            self._ids.place(insight)
             project.add(insight)
             self._touch()
             self._viewed.setdefault(project_id, {})[insight.id] = now
@@ -735,6 +741,9 @@ class Store:
             self._touch()
             if changed_fields & {"query", "filters", "dashboards"}:
                 insight.refresh_definition()
+                self._ids.place(insight)  # a dashboard it was on before gets its old tile back
+            if "deleted" in changed_fields and insight.deleted:
+                insight.dashboards = []  # PostHog soft-deletes the insight's tiles; a restore keeps them so
             if changed_fields & {"query", "filters"}:
                 insight.version += 1  # a new query is a new cache key: old results are unreachable
                 for cache_key in [k for k in self._cache if k[0] == project_id and k[1] == insight.id]:
@@ -869,6 +878,121 @@ class Store:
             return payload
 
     # ----------------------------------------------------------------------------------------------
+    # Dashboards
+    # ----------------------------------------------------------------------------------------------
+
+    def _dashboard(self, project: Project, ident: str | int, *, include_deleted: bool = False) -> Dashboard:
+        text = str(ident)
+        dashboard = project.dashboards.get(int(text)) if text.isdigit() else None
+        if dashboard is None or (dashboard.deleted and not include_deleted):
+            raise errors.not_found()
+        return dashboard
+
+    def _tiles_of(self, project: Project, dashboard: Dashboard) -> list[tuple[int, int]]:
+        """(tile id, insight id) of the dashboard's live tiles, by tile id."""
+        return sorted(
+            (insight.tiles[dashboard.id], insight.id)
+            for insight in project.insights.values()
+            if not insight.deleted and dashboard.id in insight.dashboards
+        )
+
+    def list_dashboards(
+        self, project_id: int, *, tags: list[str], creation_mode: str | None, offset: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the dashboards list: (count, DashboardBasicSerializer items). Never computes."""
+        with self._lock:
+            project = self.check_project(project_id)
+            self._list_requests += 1
+            found = dashboards.listed(
+                project.dashboards.values(),
+                tags=tags,
+                creation_mode=creation_mode,
+                shuffle_seed=f"{self.config.seed}:dashboards:{self._list_requests}",
+            )
+            page = found[offset : offset + limit]
+            return len(found), [serialize.dashboard_basic(d, self.user) for d in page]
+
+    def _dashboard_full(self, project: Project, dashboard: Dashboard) -> dict[str, Any]:
+        """DashboardSerializer: every live tile's insight in the dashboard's context, result included
+        (read from the cache: tiles are served as force_cache, whatever the request's refresh)."""
+        tile_insights = []
+        for tile_id, insight_id in self._tiles_of(project, dashboard):
+            insight = project.insights[insight_id]
+            variant = self._variant(project, insight, str(dashboard.id), None, None)
+            fields = self._resolve(insight, variant, "force_cache", None)
+            assert fields is not None  # force_cache never calculates
+            shown = self._full(insight, fields, variant)
+            shown.pop("color", None)  # the tile carries these, not its insight
+            shown.pop("layouts", None)
+            tile_insights.append((tile_id, shown))
+        return serialize.dashboard_full(dashboard, self.user, tile_insights)
+
+    def retrieve_dashboard(self, project_id: int, ident: str) -> dict[str, Any]:
+        """GET .../dashboards/{id}/ (see `_dashboard_full`). Like PostHog, it stamps the dashboard's
+        `last_accessed_at`: the read is a write."""
+        with self._lock:
+            project = self.check_project(project_id)
+            dashboard = self._dashboard(project, ident)
+            dashboard.last_accessed_at = self.clock()
+            return self._dashboard_full(project, dashboard)
+
+    def _new_dashboard(self, project: Project, clean: Mapping[str, Any], creation_mode: str) -> Dashboard:
+        now = self.clock()
+        dashboard = Dashboard(
+            id=self._ids.dashboard(),
+            project_id=project.id,
+            name=clean.get("name"),
+            description=clean.get("description", ""),
+            pinned=bool(clean.get("pinned", False)),
+            created_at=now,
+            created_by=KEY_USER_ID,
+            filters=dict(clean.get("filters") or {}),
+            tags=list(clean.get("tags") or []),
+            creation_mode=creation_mode,
+        )
+        project.dashboards[dashboard.id] = dashboard
+        return dashboard
+
+    def create_dashboard(self, project_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST .../dashboards/ (201): an empty dashboard, `creation_mode` "default" (read-only: an unlisted
+        one only through the `create_unlisted_dashboard` hook, as PostHog has an action of its own)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            clean = dashboards.clean_body(body)
+            if clean.get("deleted"):
+                raise errors.validation("A new dashboard cannot be deleted.", "deleted")
+            dashboard = self._new_dashboard(project, clean, "default")
+            return self._dashboard_full(project, dashboard)
+
+    def update_dashboard(self, project_id: int, ident: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PATCH .../dashboards/{id}/: `{"deleted": true}` soft-deletes it and its tiles (the insights on
+        it lose it from `dashboards`/`dashboard_tiles`), `{"deleted": false}` restores both (the same tile
+        ids); name, description, pinned, tags and filters change as given."""
+        with self._lock:
+            project = self.check_project(project_id)
+            restoring = body.get("deleted") is False
+            dashboard = self._dashboard(project, ident, include_deleted=restoring)
+            clean = dashboards.clean_body(body)
+            deleted = clean.pop("deleted", dashboard.deleted)
+            for key, value in clean.items():
+                setattr(dashboard, key, value)
+            if deleted and not dashboard.deleted:
+                dashboard.deleted = True
+                for insight in project.insights.values():
+                    if dashboard.id in insight.dashboards:
+                        insight.dashboards.remove(dashboard.id)
+                        dashboard.hidden.append(insight.id)
+            elif not deleted and dashboard.deleted:
+                dashboard.deleted = False
+                for insight_id in dashboard.hidden:
+                    back = project.insights.get(insight_id)
+                    if back is not None and not back.deleted and dashboard.id not in back.dashboards:
+                        back.dashboards = sorted([*back.dashboards, dashboard.id])
+                dashboard.hidden = []
+            self._touch()
+            return self._dashboard_full(project, dashboard)
+
+    # ----------------------------------------------------------------------------------------------
     # Test hooks
     # ----------------------------------------------------------------------------------------------
 
@@ -894,8 +1018,48 @@ class Store:
             return sorted(i.id for i in project.insights.values() if not i.deleted)
 
     def dashboard_ids(self, project_id: int) -> list[int]:
+        """Ids of the project's live (not soft-deleted) dashboards, ascending."""
         with self._lock:
-            return sorted(self.check_project(project_id).dashboards)
+            dashboards = self.check_project(project_id).dashboards.values()
+            return sorted(d.id for d in dashboards if not d.deleted)
+
+    def dashboard(self, project_id: int, dashboard_id: int) -> dict[str, Any]:
+        """The dashboard as the list shows it (soft-deleted ones too), plus `_emulator: {filters, tiles}`:
+        its filters, and its live tiles as `[tile id, insight id]`, by tile id."""
+        with self._lock:
+            project = self.check_project(project_id)
+            dashboard = project.dashboards.get(dashboard_id)
+            if dashboard is None:
+                raise KeyError(f"no dashboard {dashboard_id} in project {project_id}")
+            data = serialize.dashboard_basic(dashboard, self.user)
+            data["_emulator"] = {
+                "filters": dict(dashboard.filters),
+                "tiles": self._tiles_of(project, dashboard),
+            }
+            return data
+
+    def dashboard_tiles(self, project_id: int) -> list[tuple[int, int, int]]:
+        """(tile id, dashboard id, insight id) of every live tile of the project, by tile id: what the
+        insights' `dashboard_tiles` show (live insights, live dashboards)."""
+        with self._lock:
+            project = self.check_project(project_id)
+            found = [
+                (tile_id, dashboard_id, insight.id)
+                for insight in project.insights.values()
+                if not insight.deleted
+                for tile_id, dashboard_id in insight.live_tiles
+            ]
+            return sorted(found)
+
+    def soft_delete_dashboard(self, project_id: int, dashboard_id: int) -> None:
+        """As `PATCH .../dashboards/{id}/ {"deleted": true}`."""
+        self.update_dashboard(project_id, str(dashboard_id), {"deleted": True})
+
+    def create_unlisted_dashboard(self, project_id: int, name: str) -> int:
+        """A product-embedded dashboard (`creation_mode: unlisted`), which the list leaves out."""
+        with self._lock:
+            project = self.check_project(project_id)
+            return self._new_dashboard(project, {"name": name}, "unlisted").id
 
     def insight(self, project_id: int, id_or_short_id: int | str) -> dict[str, Any]:
         """The insight as a force_cache retrieve shows it (soft-deleted ones too), as plain JSON data,
@@ -970,6 +1134,7 @@ class Store:
             insight = self._get(project, insight_id, include_deleted=True)
             if not insight.deleted:
                 insight.deleted = True
+                insight.dashboards = []  # its tiles are soft-deleted with it
                 insight.updated_at = self.clock()
                 self._touch()
                 self._log(project, insight, "deleted", [activity.change("deleted", False, True)])

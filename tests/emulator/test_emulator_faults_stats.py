@@ -115,11 +115,22 @@ def test_stats_count_by_kind_and_status(start_emulator: Any, auth: dict[str, str
         http.get("/api/projects/1/insights/activity/")
         http.get("/api/projects/1/insights/999999/")
         http.get("/api/projects/1/insights/", headers={"Authorization": "Bearer bad"})
+        http.get("/api/projects/1/dashboards/")
+        http.get(f"/api/environments/1/dashboards/{emulator.store.dashboard_ids(1)[0]}/")
         http.get("/_emulator/health")  # not counted
     stats = emulator.stats
-    assert stats.by_kind == {"list": 2, "retrieve": 4, "compute": 1, "poll": 1, "cancel": 2, "other": 1}
-    assert stats.total == 10
-    assert stats.by_status == {200: 6, 202: 1, 201: 1, 404: 1, 401: 1}
+    assert stats.by_kind == {
+        "list": 2,
+        "retrieve": 4,
+        "compute": 1,
+        "poll": 1,
+        "cancel": 2,
+        "dashboards": 1,
+        "dashboard": 1,
+        "other": 1,
+    }
+    assert stats.total == 12
+    assert stats.by_status == {200: 8, 202: 1, 201: 1, 404: 1, 401: 1}
     assert stats["by_kind"]["retrieve"] == 4 and stats.as_dict()["throttled"] == 0
     assert stats.in_flight == 0 and stats.max_in_flight == 1
     emulator.reset_stats()
