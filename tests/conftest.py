@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from posthog_emulator import Emulator, EmulatorConfig
+from posthog_insights import tables
 from posthog_insights_cli.loader import LoadResult, load
 
 TEST_KEY = "phx_test_key_0123456789"
@@ -106,3 +107,18 @@ class Warehouse:
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path)
+
+
+def needing_refresh(emulator: Emulator) -> int:
+    store = emulator.store
+    return sum(1 for i in store.insight_ids(1) if store.insight(1, i)["_emulator"]["cache_state"] != "fresh")
+
+
+def loaded_shape(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
+    """What a run loaded, insight by insight: each one's latest status, and its rows per tidy table
+    (the numbers themselves depend on when the emulator computed them)."""
+    shape = {"status": sorted(wh.sql("SELECT insight_id, status FROM insight_results_latest"))}
+    for table in tables.TIDY:
+        if table in wh.tables():
+            shape[table] = sorted(wh.sql(f"SELECT insight_id, COUNT(*) FROM {table}_latest GROUP BY 1"))
+    return shape

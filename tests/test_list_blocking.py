@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from posthog_emulator import Emulator, EmulatorConfig
-from tests.conftest import TEST_KEY, Warehouse
-from tests.test_list_refresh import _needing_refresh, _shape
+from tests.conftest import TEST_KEY, Warehouse, loaded_shape, needing_refresh
 
 N = 600
 
@@ -33,7 +32,7 @@ def test_a_blocking_refresh_through_the_list_computes_ten_per_read_and_loads_wha
 ) -> None:
     via_list, via_retrieve = _emulator(), _emulator()
     try:
-        stale_or_missing = _needing_refresh(via_list)
+        stale_or_missing = needing_refresh(via_list)
         assert stale_or_missing >= N // 3
         listed = Warehouse(tmp_path, "list")
         result = listed.load(via_list, refresh="blocking", rate_limit="off")
@@ -54,7 +53,7 @@ def test_a_blocking_refresh_through_the_list_computes_ten_per_read_and_loads_wha
             via_retrieve, refresh="blocking", rate_limit="off", refresh_via="retrieve"
         ).complete
         assert via_retrieve.stats.as_dict()["by_kind"]["retrieve"] == stale_or_missing
-        assert _shape(listed) == _shape(retrieved)
+        assert loaded_shape(listed) == loaded_shape(retrieved)
         statuses = dict(listed.sql("SELECT status, COUNT(*) FROM insight_results_latest GROUP BY 1"))
         assert statuses == {"ok": N}
     finally:
@@ -65,7 +64,7 @@ def test_a_blocking_refresh_through_the_list_computes_ten_per_read_and_loads_wha
 def test_a_read_computes_at_most_max_list_calculations(tmp_path: Path) -> None:
     emulator = _emulator(insights=300)
     try:
-        stale_or_missing = _needing_refresh(emulator)
+        stale_or_missing = needing_refresh(emulator)
         result = Warehouse(tmp_path).load(
             emulator, refresh="blocking", rate_limit="off", max_list_calculations=3
         )
@@ -100,7 +99,7 @@ def test_failing_insights_get_their_error_and_refused_ones_are_retried_on_their_
 def test_a_budget_spends_one_request_per_read_and_defers_the_rest_first_in_line(tmp_path: Path) -> None:
     emulator = _emulator(insights=300)
     try:
-        stale_or_missing = _needing_refresh(emulator)
+        stale_or_missing = needing_refresh(emulator)
         wh = Warehouse(tmp_path)
         first = wh.load(emulator, refresh="blocking", rate_limit="off", max_requests=6)
         assert emulator.stats.as_dict()["total"] <= 6

@@ -11,7 +11,7 @@ import pytest
 
 from posthog_emulator import Emulator, EmulatorConfig
 from posthog_insights import tables
-from tests.conftest import TEST_KEY, Warehouse
+from tests.conftest import TEST_KEY, Warehouse, loaded_shape, needing_refresh
 
 N = 600  # six pages of 100
 
@@ -31,28 +31,13 @@ def _emulator(**config: Any) -> Emulator:
     return emulator
 
 
-def _needing_refresh(emulator: Emulator) -> int:
-    store = emulator.store
-    return sum(1 for i in store.insight_ids(1) if store.insight(1, i)["_emulator"]["cache_state"] != "fresh")
-
-
-def _shape(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
-    """What a run loaded, insight by insight: each one's latest status, and its rows per tidy table
-    (the numbers themselves depend on when the emulator computed them)."""
-    shape = {"status": sorted(wh.sql("SELECT insight_id, status FROM insight_results_latest"))}
-    for table in tables.TIDY:
-        if table in wh.tables():
-            shape[table] = sorted(wh.sql(f"SELECT insight_id, COUNT(*) FROM {table}_latest GROUP BY 1"))
-    return shape
-
-
 @pytest.mark.parametrize("mode", ["async", "async_except_on_cache_miss"])
 def test_an_async_refresh_through_the_list_spends_a_few_reads_per_page_and_loads_what_retrieves_load(
     tmp_path: Path, mode: str
 ) -> None:
     via_list, via_retrieve = _emulator(), _emulator()
     try:
-        stale_or_missing = _needing_refresh(via_list)
+        stale_or_missing = needing_refresh(via_list)
         assert stale_or_missing >= N // 3
         listed = Warehouse(tmp_path, "list")
         result = listed.load(via_list, refresh=mode, rate_limit="off")
@@ -65,7 +50,7 @@ def test_an_async_refresh_through_the_list_spends_a_few_reads_per_page_and_loads
         retrieved = Warehouse(tmp_path, "retrieve")
         assert retrieved.load(via_retrieve, refresh=mode, rate_limit="off", refresh_via="retrieve").complete
         assert via_retrieve.stats.as_dict()["total"] > stale_or_missing + N // 100  # a request or more each
-        assert _shape(listed) == _shape(retrieved)
+        assert loaded_shape(listed) == loaded_shape(retrieved)
         assert dict(listed.sql("SELECT status, COUNT(*) FROM insight_results_latest GROUP BY 1")) == {"ok": N}
         # the stale results stay as history beside their refresh, never twice
         assert listed.sql(
@@ -100,7 +85,7 @@ def test_jobs_still_running_at_the_deadline_are_cancelled_and_recorded_pending(t
         wh = Warehouse(tmp_path)
         result = wh.load(emulator, refresh="async", rate_limit="off", poll_deadline_s=1.0)
         stats = emulator.stats.as_dict()
-        stale_or_missing = _needing_refresh(emulator)
+        stale_or_missing = needing_refresh(emulator)
         statuses = dict(wh.sql("SELECT status, COUNT(*) FROM insight_results_latest GROUP BY 1"))
         assert statuses.get(tables.STATUS_PENDING) == stale_or_missing, statuses
         assert stats["by_kind"]["cancel"] == stale_or_missing

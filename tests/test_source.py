@@ -30,8 +30,9 @@ def test_blocking_loads_every_kind_value_by_value(start_emulator: Any, warehouse
     assert result.complete
     stats = emulator.stats
     needing = sum(1 for s in states.values() if s != "fresh")
-    assert stats.by_kind.get("retrieve", 0) == needing
-    assert stats.by_kind.get("list", 0) == 1  # 70 insights, one page of 100
+    assert stats.calculations == needing  # each stale or missing one computed once
+    # 70 insights, one page of 100; then list reads of up to ten stale ones each (or a retrieve for one)
+    assert stats.by_kind.get("list", 0) + stats.by_kind.get("retrieve", 0) <= 1 + -(-needing // 10) + 1
     checked = check_all_ok_snapshots(warehouse)
     assert set(checked) == ALL_KINDS
     assert warehouse.count("insights") == 70

@@ -8,10 +8,13 @@ from posthog_insights_cli.loader import LoadResult
 def format_summary(result: LoadResult) -> str:
     report = result.report
     lines = [f"posthog-insights: run finished in {result.seconds:.1f}s"]
+    if report.plan:
+        lines.append(f"  planned: {report.plan}")
     lines.append(
-        f"  insights listed: {report.insights_listed}; retrieves: {report.retrieves_planned}; "
-        f"deferred to next run: {report.deferred}; failed recently, retried later: {report.retry_later}; "
-        f"flagged deleted: {report.deleted_flagged}"
+        f"  insights listed: {report.insights_listed}; refreshed after the listing:"
+        f" {report.retrieves_planned} ({report.computing_reads} list reads computing); async jobs started:"
+        f" {report.jobs_started}; deferred to next run: {report.deferred}; failed recently, retried later:"
+        f" {report.retry_later}; flagged deleted: {report.deleted_flagged}"
     )
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "none"
     lines.append(f"  outcomes: {outcomes}; unchanged since last load: {report.skipped_unchanged}")

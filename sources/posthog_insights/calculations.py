@@ -126,13 +126,13 @@ class CalculationSlots:
             async with changed:
                 self._running -= 1
                 if slot.was_refused:
-                    self._on_refusal(self._running)
+                    self._on_refusal(self._running, slot.refused_calculations)
                 else:
                     self._on_success()
                 changed.notify_all()
 
-    def _on_refusal(self, others_running: int) -> None:
-        self.refusals += 1
+    def _on_refusal(self, others_running: int, calculations: int) -> None:
+        self.refusals += calculations
         self.limit = max(1, min(self.limit, others_running))
         self.lowest_limit = min(self.lowest_limit, self.limit)
         now = self._clock()
@@ -157,10 +157,13 @@ class CalculationSlots:
 
 
 class _Slot:
-    __slots__ = ("was_refused",)
+    __slots__ = ("refused_calculations", "was_refused")
 
     def __init__(self) -> None:
         self.was_refused = False
+        self.refused_calculations = 0
 
-    def refused(self) -> None:
+    def refused(self, calculations: int = 1) -> None:
+        """The request's calculations were refused (a list read may have several refused at once)."""
         self.was_refused = True
+        self.refused_calculations += calculations

@@ -123,6 +123,7 @@ class JobPages:
     def add(self, project_id: int, params: Mapping[str, str], offset: int, jobs: list[TrackedJob]) -> None:
         if jobs:
             self.started += len(jobs)
+            self.session.report.jobs_started += len(jobs)
             due = min(t.job.started for t in jobs) + self.estimate_s
             by_id = {t.cand.insight_id: t for t in jobs}
             self.pages.append(_PageJobs(project_id, dict(params), offset, by_id, due))

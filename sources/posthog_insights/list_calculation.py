@@ -116,8 +116,9 @@ async def compute_by_list(
         async with contextlib.aclosing(pages):
             items: list[dict[str, Any]] = await anext(pages, [])
         shown = {int(item["id"]): item for item in items}
-        if any(refused(shown.get(c.insight_id)) for c in read.members):
-            slot.refused()
+        refusals = sum(1 for c in read.members if refused(shown.get(c.insight_id)))
+        if refusals:
+            slot.refused(refusals)
     found: list[Found] = []
     again: list[Candidate] = []
     for cand in read.members:

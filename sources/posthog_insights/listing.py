@@ -19,6 +19,7 @@ from typing import Any
 from posthog_insights.client import LIST_PREFETCH_PAGES, PostHogClient
 from posthog_insights.collection import JobPages, TrackedJob, started_job
 from posthog_insights.config import PostHogInsightsSettings
+from posthog_insights.cost import estimate_cost
 from posthog_insights.errors import AuthenticationError, PostHogInsightsError, RateLimitExceededError
 from posthog_insights.events import Event, ListedPage, Paused, Plan, Vanished
 from posthog_insights.ledger import failed_recently, known_insight_ids
@@ -84,6 +85,12 @@ class Listing:
 
     async def events(self) -> AsyncIterator[Event]:
         settings = self.settings
+        report = self.session.report
+        if report.plan is None:
+            known = {p: len(known_insight_ids(self._state, p)) for p in settings.projects}
+            filter_sets = len(settings.insight_filter.list_params())
+            report.plan = estimate_cost(settings, known, filter_sets).describe()
+            log.info("plan: %s", report.plan)
         async with self.session.client(self._key) as client:
             while self._project < len(settings.projects):
                 project_id = settings.projects[self._project]

@@ -19,6 +19,9 @@ class RunReport:
     deferred: int = 0
     deleted_flagged: int = 0
     retry_later: int = 0  # failed recently with an unchanged definition: retried after the back-off
+    plan: str | None = None  # what the run expected to spend, said before its first request (cost.py)
+    jobs_started: int = 0  # async calculations this run started on PostHog
+    computing_reads: int = 0  # list reads that computed stale insights (blocking through the list)
     unfetched: list[str] = field(default_factory=list)  # one line each: what could not be fetched and why
     stopped_early: str | None = None  # why the run stopped before finishing (loaded what it had)
     requests: dict[str, Any] = field(default_factory=dict)

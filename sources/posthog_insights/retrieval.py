@@ -112,6 +112,15 @@ class Retrieval:
         now_batch = members_of(now_units)
         if session.runs == 1:  # later runs of the session go on with the same plan
             report.retrieves_planned = len(now_batch)
+            reads = sum(1 for unit in now_units if isinstance(unit, ListRead))
+            log.info(
+                "plan: %d insights to refresh by %d requests (%d of them list reads), %d deferred to the"
+                " next run",
+                len(now_batch),
+                len(now_units),
+                reads,
+                len(members_of(later)),
+            )
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_SIZE)
         left: list[Candidate] = members_of(later)  # for the next run of the pipeline, first in line
         carried: list[Candidate] = []  # for the next run of this session
@@ -137,6 +146,7 @@ class Retrieval:
 
                     def job_started(job: Job, task: Any = task, cand: Candidate = cand) -> None:
                         working[task] = replace(cand, job=job)
+                        report.jobs_started += 1
 
                     meta = plan.metas.get((cand.project_id, cand.insight_id), {})
                     await self._fetch(client, cand, meta, queue, job_started)
@@ -229,6 +239,7 @@ class Retrieval:
         try:
             if self._stop:
                 raise _OutOfBudget
+            self.session.report.computing_reads += 1
             found, again = await compute_by_list(client, self.session.slots, self.settings, read, metas)
         except (_OutOfBudget, OrganisationBusy):
             found, again = [], members

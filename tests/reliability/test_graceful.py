@@ -64,7 +64,7 @@ def test_long_retry_after_stops_gracefully_and_the_next_run_finishes(
     emulator = emulators(clock=clock, rate_limits=((60, 3600.0),), **config)
     args = [
         "--host", emulator.base_url, "--project-id", "1", "--project-id", "2", "--refresh", "blocking",
-        "--page-size", "25", "--rate-limit", "off", "--max-wait", "5",
+        "--page-size", "25", "--rate-limit", "off", "--max-wait", "5", "--refresh-via", "retrieve",
     ]  # fmt: skip
     run_root = tmp_path / "run"
     first = run_cli(run_root, *args, key=KEY)
@@ -91,7 +91,7 @@ def test_long_retry_after_stops_gracefully_and_the_next_run_finishes(
     assert all(ids == [] for ids in deferred.values()), deferred
 
     clean = emulators(clock=clock, **config)
-    load_into(tmp_path / "clean", clean, refresh="blocking", page_size=25)
+    load_into(tmp_path / "clean", clean, refresh="blocking", page_size=25, refresh_via="retrieve")
     got, want = read_warehouse(db), read_warehouse(tmp_path / "clean" / "warehouse.duckdb")
     problems = diff_warehouses(got, want)
     figures("429 longer than max_wait", trials=1, recovered=int(not problems), rows_lost=lost_rows(got, want))
@@ -177,7 +177,7 @@ def test_calculation_errors_are_recorded_and_retried_next_run(
     emulator.reset_stats()
     again = load_into(tmp_path, emulator, refresh="blocking", retry_errors_after_s=0)  # past the back-off
     assert again.complete, again.report
-    assert emulator.stats.kind("retrieve") == len(failing)  # exactly the failed ones are retried
+    assert emulator.stats.calculations == len(failing)  # exactly the failed ones are retried
     latest = dict(_query(db, "SELECT insight_id, status FROM insight_results_latest"))
     assert set(latest.values()) == {"ok"}
     history = _query(db, "SELECT COUNT(*) FROM insight_results WHERE status = 'error'")[0][0]
