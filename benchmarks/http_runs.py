@@ -29,6 +29,7 @@ class RunFigures:
     note: str = ""
     steps: dict[str, float] = field(default_factory=dict)  # seconds per dlt step, summed over packages
     packages: int = 1  # load packages the run was cut into (ours: checkpoints)
+    final_load_s: float = 0.0  # ours: the last package's normalize and load, which no pacing can overlap
 
     @property
     def rows(self) -> int:
@@ -110,6 +111,17 @@ def run_ours(
         note=note,
         steps=result.steps,
         packages=result.packages,
+        final_load_s=_final_load_s(result.pipeline),
+    )
+
+
+def _final_load_s(pipeline: Any) -> float:
+    trace = pipeline.last_trace if pipeline is not None else None
+    steps = trace.steps if trace is not None else []
+    return sum(
+        (step.finished_at - step.started_at).total_seconds()
+        for step in steps
+        if step.step in ("normalize", "load") and step.finished_at and step.started_at
     )
 
 
