@@ -203,7 +203,14 @@ def test_compare_overlays_the_previous_period_dashed_in_its_series_colour(loaded
         assert list(line.get_xdata()) == list(range(current[0][3]))
     assert {line.get_color() for line in solid} == {line.get_color() for line in dashed}
     assert len({line.get_color() for line in solid}) == len(current)
-    assert _legend(ax) == [r[1] for r in current] + ["Previous period"]
+    previous_start = _rows(
+        loaded,
+        "SELECT MIN(date) FROM trend_points_latest WHERE insight_id = ? AND compare_label = 'previous'",
+        insight_id,
+    )[0][0]
+    *names, key = _legend(ax)
+    assert names == [r[1] for r in current]
+    assert key == f"Previous period\n({previous_start.day} {previous_start:%b} – {key.split(' – ')[1]}"
     # the x axis names the current period's dates only
     first_day = _rows(
         loaded,

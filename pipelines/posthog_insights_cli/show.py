@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from posthog_insights.errors import ConfigError
 from posthog_insights_cli.analyst import open_pipeline
-from posthog_insights_cli.charts import Insight, render_dashboard, render_insight
+from posthog_insights_cli.charts import Insight, render_dashboard, render_insight, save
 from posthog_insights_cli.charts import warehouse as read
 
 find_insight = read.find_insight
@@ -66,7 +66,7 @@ def run_show(args: argparse.Namespace) -> int:
         fig = render(pipeline, insight)
         output = Path(args.output or f"insight-{insight.id}.png")
         summary = f"{insight.kind}: {insight.name}"
-    fig.savefig(output)
+    save(fig, output)
     plt.close(fig)
     print(f"wrote {output} ({summary})")
     return 0

@@ -21,6 +21,7 @@ from posthog_insights_cli.charts.render import (  # noqa: E402
     grid_shape,
     render_dashboard,
     render_insight,
+    save,
 )
 
-__all__ = ["Insight", "Snapshot", "describe", "grid_shape", "render_dashboard", "render_insight"]
+__all__ = ["Insight", "Snapshot", "describe", "grid_shape", "render_dashboard", "render_insight", "save"]

@@ -58,7 +58,11 @@ def draw_funnel_steps(canvas: FigureBase, snapshot: Snapshot, look: Look) -> Non
     n_groups = len(groups)
     width = 0.8 / n_groups
     entries: list[tuple[Handle, str]] = []
-    labelled = n_groups <= (3 if look.compact else 4)
+    # numbers on the bars while they fit (a dashboard panel has room for fewer): conversion and drop-off,
+    # else the conversion alone
+    bars = n_groups * len(groups[0])
+    labelled = bars <= (6 if look.compact else 16)
+    percent_only = not labelled and bars <= (12 if look.compact else 24)
     for number, group in enumerate(groups):
         counts = [int(c) for c in group["count"]]
         first = max(counts[0], 1)
@@ -92,6 +96,17 @@ def draw_funnel_steps(canvas: FigureBase, snapshot: Snapshot, look: Look) -> Non
                         f"{_group_label(snapshot, group, number)} · {human(100.0 * counts[-1] / first, 1)}%",
                     )
                 )
+            if percent_only:
+                ax.text(
+                    x,
+                    reached,
+                    f"{human(reached, 0)}%",
+                    ha="center",
+                    va="bottom",
+                    fontsize=look.small - 0.5,
+                    color=TEXT,
+                    gid="conversion",
+                )
             if not labelled:
                 continue
             ax.text(
@@ -121,9 +136,9 @@ def draw_funnel_steps(canvas: FigureBase, snapshot: Snapshot, look: Look) -> Non
     ax.set_xticks(
         range(len(names)), [f"{i + 1}. {name}" for i, name in enumerate(names)], fontsize=look.small
     )
-    ax.set_ylim(0, 118 if labelled else 105)
+    ax.set_ylim(0, 118 if labelled else 108)
     ax.set_yticks([0, 25, 50, 75, 100])
-    if labelled and len(names) > 1:
+    if labelled and len(names) > 1 and not look.compact:
         ax.text(
             1.0,
             1.0,

@@ -19,6 +19,8 @@ from posthog_insights_cli.charts.style import MUTED, TEXT, Look, compact, human,
 
 _NODE_WIDTH = 0.035
 _GAP = 0.04
+# Boxes stand within this share of the width; every label goes right of its box, the last column's too.
+_SPAN = 0.86
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _end(row: pd.Series, side: str) -> tuple[int, str]:
 
 def draw_paths(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
     edges = snapshot.rows("path_edges").sort_values("value", ascending=False)
-    limit = 14 if look.compact else 30
+    limit = 10 if look.compact else 30
     drawn = edges.head(limit)
     ax = canvas.subplots()
     ax.axis("off")
@@ -85,7 +87,7 @@ def draw_paths(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
     }
 
     def x_of(step: int) -> float:
-        return column[step] / last * (1 - _NODE_WIDTH)
+        return column[step] / last * (_SPAN - _NODE_WIDTH)
 
     # bands leave a box in the order of where they go, and enter one in the order of where they come
     # from, so that they do not cross at the boxes
@@ -130,12 +132,13 @@ def draw_paths(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
                 (x, node.top), _NODE_WIDTH, height, color=colors[node.name], linewidth=0, gid="path-node"
             )
         )
-        right = column[node.step] < len(steps) - 1
+        if height < (0.05 if look.compact else 0.025):
+            continue  # too thin to carry a label without covering its neighbours
         ax.text(
-            x + (_NODE_WIDTH + 0.006 if right else -0.006),
+            x + _NODE_WIDTH + 0.006,
             node.top + height / 2,
             f"{node.name}  {compact(node.size)}",
-            ha="left" if right else "right",
+            ha="left",
             va="center",
             fontsize=look.small,
             color=TEXT,

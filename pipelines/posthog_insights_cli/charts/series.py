@@ -163,12 +163,12 @@ def point_labels(series: list[Series], interval: str | None) -> list[str]:
     return out
 
 
-def date_range(series: list[Series], interval: str | None) -> str | None:
-    """The current period's first and last date, e.g. "24 Nov – 7 Dec 2026"."""
+def date_range(series: list[Series], interval: str | None, *, previous: bool = False) -> str | None:
+    """The current (or the previous) period's first and last date, e.g. "24 Nov – 7 Dec 2026"."""
     dates = [
         moment
         for s in series
-        if not s.previous and "date" in s.frame
+        if s.previous == previous and "date" in s.frame
         for moment in s.frame["date"].dropna()
         if isinstance(moment, pd.Timestamp)
     ]

@@ -109,7 +109,9 @@ def draw_sql(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
         return
     numeric = {i for i, column in enumerate(frame.columns) if pd.api.types.is_numeric_dtype(frame[column])}
     rows = [[_cell(v) for v in record] for record in frame.itertuples(index=False)]
-    draw_table(canvas, [str(c) for c in frame.columns], rows, look, numeric=numeric)
+    # web analytics tables name their columns "context.columns.visitors": PostHog shows "visitors"
+    header = [_cell(str(c).removeprefix("context.columns.")) for c in frame.columns]
+    draw_table(canvas, header, rows, look, numeric=numeric)
 
 
 def _sql_chart(

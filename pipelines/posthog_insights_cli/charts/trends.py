@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 
 from posthog_insights_cli.charts.model import Snapshot
 from posthog_insights_cli.charts.parts import Handle, index_ticks, legend
-from posthog_insights_cli.charts.series import Series, point_labels, trend_series
+from posthog_insights_cli.charts.series import Series, date_range, point_labels, trend_series
 from posthog_insights_cli.charts.style import (
     DOWN,
     MUTED,
@@ -40,8 +40,11 @@ PREVIOUS_STYLE = (0, (5, 3))
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _previous_entry() -> tuple[Handle, str]:
-    return Line2D([], [], color=MUTED, linewidth=1.6, linestyle=PREVIOUS_STYLE), "Previous period"
+def _previous_entry(series: Sequence[Series], interval: str | None) -> tuple[Handle, str]:
+    """The legend's key to the dashed lines, with the previous period's dates when they are known."""
+    dates = date_range(list(series), interval, previous=True)
+    label = f"Previous period\n({dates})" if dates else "Previous period"
+    return Line2D([], [], color=MUTED, linewidth=1.6, linestyle=PREVIOUS_STYLE), label
 
 
 def _legend_title(snapshot: Snapshot, series: Sequence[Series]) -> str | None:
@@ -98,7 +101,7 @@ def draw_time_series(
         ax.set_ylim(bottom=0)
     if percent:
         percent_axis(ax)
-    extra = [_previous_entry()] if previous and current else []
+    extra = [_previous_entry(previous, snapshot.insight.interval)] if previous and current else []
     legend(ax, entries, look, title=_legend_title(snapshot, every), extra=extra)
     return ax
 
