@@ -109,14 +109,16 @@ def draw_funnel_steps(canvas: FigureBase, snapshot: Snapshot, look: Look) -> Non
                 )
             if not labelled:
                 continue
+            # above the bar, unless the drop-off above it is too thin to hold it: then inside the bar's top
+            inside = step > 0 and before - reached < 11 and reached > 14
             ax.text(
                 x,
-                reached,
+                reached - (1 if inside else 0),
                 f"{human(reached, 1)}%\n{compact(count)}",
                 ha="center",
-                va="bottom",
+                va="top" if inside else "bottom",
                 fontsize=look.small,
-                color=TEXT,
+                color="white" if inside else TEXT,
                 gid="conversion",
             )
             if step > 0:
