@@ -37,6 +37,7 @@ class Series:
     frame: pd.DataFrame  # its rows, by point_index
     label: str = ""
     color: str = ""
+    partner: int | None = None  # a previous period's current series (its series_index)
 
     @property
     def previous(self) -> bool:
@@ -116,6 +117,7 @@ def _named_and_coloured(raw: list[Series]) -> list[Series]:
     # colours: current (or uncompared) series by position; a previous period joins the current series with
     # the same name, breakdown and math (the n-th such previous series the n-th such current one)
     colors: dict[int, str] = {}
+    partners: dict[int, int] = {}
     current = [s for s in raw if not s.previous]
     slots: dict[tuple[Any, ...], list[int]] = {}
     for position, s in enumerate(current):
@@ -127,12 +129,23 @@ def _named_and_coloured(raw: list[Series]) -> list[Series]:
             continue
         match = slots.get(_key(s))
         if match:
-            colors[s.index] = colors[match.pop(0)]
+            partners[s.index] = match.pop(0)
+            colors[s.index] = colors[partners[s.index]]
         else:
             colors[s.index] = series_color(spare)
             spare += 1
     return [
-        Series(s.index, s.name, s.breakdown, s.period, s.math, s.frame, labels[s.index], colors[s.index])
+        Series(
+            s.index,
+            s.name,
+            s.breakdown,
+            s.period,
+            s.math,
+            s.frame,
+            labels[s.index],
+            colors[s.index],
+            partners.get(s.index),
+        )
         for s in raw
     ]
 

@@ -11,6 +11,7 @@ dashed, in the colour of the series it is the past of.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -56,7 +57,12 @@ def _legend_title(snapshot: Snapshot, series: Sequence[Series]) -> str | None:
 
 
 def draw_time_series(
-    canvas: FigureBase, snapshot: Snapshot, look: Look, *, mode: str = "line", percent: bool = False
+    canvas: FigureBase,
+    snapshot: Snapshot,
+    look: Look,
+    *,
+    mode: Literal["line", "area", "bar"] = "line",
+    percent: bool = False,
 ) -> Axes:
     """Series over time: `mode` line, area (stacked) or bar (stacked); previous periods dashed lines."""
     every = [s for s in trend_series(snapshot) if not s.aggregate]
@@ -170,7 +176,7 @@ def draw_number(canvas: FigureBase, snapshot: Snapshot, look: Look) -> Axes:
         color=MUTED,
         transform=ax.transAxes,
     )
-    before = next((s for s in series if s.previous and s.color == first.color), None)
+    before = next((s for s in series if s.previous and s.partner == first.index), None)
     if snapshot.insight.compare and before is not None:
         ax.text(
             0.5,
@@ -351,16 +357,16 @@ def draw_trends(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
         draw_series_table(canvas, snapshot, look)
     elif display in ("ActionsBarValue", "ActionsHorizontalBar") or aggregate_only:
         draw_bar_value(canvas, snapshot, look)
-    elif display == "ActionsBar":
+    elif display in ("ActionsBar", "ActionsStackedBar"):
         draw_time_series(canvas, snapshot, look, mode="bar")
-    elif display in ("ActionsAreaGraph", "ActionsStackedBar"):
-        draw_time_series(canvas, snapshot, look, mode="area" if display == "ActionsAreaGraph" else "bar")
+    elif display == "ActionsAreaGraph":
+        draw_time_series(canvas, snapshot, look, mode="area")
     else:
         draw_time_series(canvas, snapshot, look)
 
 
 def draw_stickiness(canvas: FigureBase, snapshot: Snapshot, look: Look) -> None:
     """Stickiness: how many persons did it on 1, 2, ... intervals; a line, or bars if saved so."""
-    mode = "bar" if snapshot.insight.display == "ActionsBar" else "line"
-    ax = draw_time_series(canvas, snapshot, look, mode=mode)
+    bars = snapshot.insight.display == "ActionsBar"
+    ax = draw_time_series(canvas, snapshot, look, mode="bar" if bars else "line")
     ax.set_ylabel("persons", fontsize=look.small, color=MUTED)
