@@ -395,7 +395,10 @@ def _organisation_limit(suite: Suite, work: Path, log: Log) -> None:
     )
     with EmulatorProcess(spec, work / "logs") as emulator:
         counts = census(emulator.base_url, emulator.api_key)
-        ours = run_ours(emulator, work / "ours-org", "ours_org", rate_limit="240/60,1200/3600")
+        # a retrieve per stale insight, as the least count is (the list path's reads: row 8)
+        ours = run_ours(
+            emulator, work / "ours-org", "ours_org", rate_limit="240/60,1200/3600", refresh_via="retrieve"
+        )
     with EmulatorProcess(spec, work / "logs") as emulator:
         base = run_baseline(emulator, work / "baseline-org", "baseline_org")
     least = counts.blocking_requests
