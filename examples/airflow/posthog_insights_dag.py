@@ -10,7 +10,7 @@ Nothing secret lives in this file; dlt resolves everything when the task runs, t
 
 - Secrets: the Airflow Variable `dlt_secrets_toml`, a TOML document that dlt reads inside Airflow (set
   it in the UI, with `airflow variables set`, from a secrets backend, or as the environment variable
-  `AIRFLOW_VAR_DLT_SECRETS_TOML`; Airflow masks it in task logs because its name contains "secret")::
+  `AIRFLOW_VAR_DLT_SECRETS_TOML` on the scheduler and the workers)::
 
       [sources.posthog_insights]
       personal_api_key = "phx_..."
