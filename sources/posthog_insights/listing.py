@@ -51,6 +51,7 @@ class _ProjectListing:
     deferred: set[int]
     listed: set[int] = field(default_factory=set)
     complete: bool = True
+    error: PostHogInsightsError | None = None  # why its listing stopped, when it failed
 
 
 class Listing:
@@ -103,6 +104,7 @@ class Listing:
                 self._project += 1
                 self._params = self._offset = 0
                 self._kept.clear()
+            self._raise_if_nothing_listed()
             if self.jobs is not None:  # every page listed: what their jobs came to
                 async for event in self._collect(client, None):
                     yield event
@@ -110,6 +112,14 @@ class Listing:
                         return
         self.done = True
         yield Plan(sorted(self._candidates), self._metas)
+
+    def _raise_if_nothing_listed(self) -> None:
+        """A run that could list no project at all (PostHog unreachable, every project refused) fails,
+        so that a scheduler marks it failed: it has nothing to load and nothing to lose."""
+        listings = list(self._projects.values())
+        errors = [p.error for p in listings if p.error is not None]
+        if errors and len(errors) == len(self.settings.projects) and not any(p.listed for p in listings):
+            raise errors[0]
 
     async def _project_events(self, client: PostHogClient, project_id: int) -> AsyncIterator[Event]:
         settings = self.settings
@@ -179,6 +189,7 @@ class Listing:
         except PostHogInsightsError as exc:
             report.unfetched.append(f"project {project_id}: {exc}")
             listing.complete = False
+            listing.error = exc
         log.info("project %s: listed %d insights", project_id, len(listing.listed))
         if (
             listing.complete

@@ -137,7 +137,11 @@ class Retrieval:
                     cand = pending.popleft()
                     working[task] = cand
                     if isinstance(cand, ListRead):
-                        again = await self._compute(client, cand, plan.metas, queue)
+
+                        def handed_on(owed: tuple[Candidate, ...], task: Any = task) -> None:
+                            working[task] = ListRead(owed)  # a run ending here carries only these
+
+                        again = await self._compute(client, cand, plan.metas, queue, handed_on)
                         pending.extendleft(reversed(again))  # this worker goes on with them
                         del working[task]
                         for _ in range(len(cand.members) - len(again)):
@@ -214,6 +218,10 @@ class Retrieval:
             if cand.variant == self.settings.variant:  # a backfill's windows resume from their own record
                 deferred.setdefault(cand.project_id, []).append(cand.insight_id)
         report.deferred = len(left) + len(carried)
+        if session.warn_if_incomplete and session.pending is None and not report.complete:
+            reasons = [*([report.stopped_early] if report.stopped_early else []), *report.unfetched]
+            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            log.warning("the run could not fetch everything, the next run goes on: %s%s", reasons[0], more)
         yield Deferred(deferred)
 
     def _segment_over(self) -> bool:
@@ -232,9 +240,12 @@ class Retrieval:
         read: ListRead,
         metas: Mapping[tuple[int, int], Mapping[str, Any]],
         queue: asyncio.Queue[tuple[str, Any]],
+        handed_on: Callable[[tuple[Candidate, ...]], None],
     ) -> list[Candidate]:
         """One list read that computes a few candidates (list_calculation.py); the members it did not
-        answer, to be retrieved on their own while the budget lasts."""
+        answer, to be retrieved on their own while the budget lasts. `handed_on` hears which members are
+        still owed after each outcome is queued: a run that ends while the queue is full must not carry
+        (and retrieve again) the members whose outcomes it already recorded."""
         members = list(read.members)
         try:
             if self._stop:
@@ -250,8 +261,14 @@ class Retrieval:
         except PostHogInsightsError as exc:
             log.info("a list read computing %d insights failed (%s); retrieving each", len(members), exc)
             found, again = [], members
+        owed = list(members)
         for outcome in found:
             await queue.put(("found", outcome))
+            shown, _, final = outcome
+            if final:
+                key = (shown.project_id, shown.insight_id, shown.variant)
+                owed = [c for c in owed if (c.project_id, c.insight_id, c.variant) != key]
+                handed_on(tuple(owed))
         budget = self.settings.max_requests
         if again and (self._stop or (budget is not None and self.session.stats.count() >= budget)):
             for cand in again:  # the next run retrieves them first

@@ -40,6 +40,8 @@ class Session:
     segment_idle_s: float | None = None
     #: End a run after this many bytes of Arrow data, once the listing is done (None: never).
     segment_bytes: int | None = None
+    #: Log a warning when the load ends without every insight's outcome (the CLI reports that itself).
+    warn_if_incomplete: bool = True
     report: RunReport = field(default_factory=RunReport)
     stats: RequestStats = field(default_factory=RequestStats)
     pacer: Pacer = field(init=False)

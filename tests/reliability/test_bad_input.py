@@ -159,7 +159,7 @@ def test_other_invalid_settings(
 def test_unreachable_host(tmp_path: Path) -> None:
     host = f"http://127.0.0.1:{closed_port()}"
     proc = run_cli(tmp_path, "--host", host, "--project-id", "1", "--max-retries", "1", key=KEY)
-    assert proc.returncode == EXIT_INCOMPLETE
+    assert proc.returncode == EXIT_FAILED  # nothing could be listed: the run fails (a scheduler sees it)
     assert_one_line_error(proc, host, "failed after 2 attempts", "ConnectError", "check that host is right")
 
 
