@@ -47,9 +47,11 @@ def test_run_reads_dlt_env_config_and_prints_a_summary(start_emulator: Any, tmp_
     out = done.stdout
     assert "insights listed: 60" in out
     assert "429s met: 0" in out
-    for table in ("insights", "insight_results", "trend_points"):
+    for table in ("insights", "insight_results", "trend_points", "dashboards", "dashboard_tiles"):
         assert table in out
+    assert "(dashboards 2, list " in out  # a dashboards list per project, beside the insights' reads
     assert "project 1: listed 30 insights" in done.stderr  # progress while it runs
+    assert "project 2: listed 3 dashboards" in done.stderr
     database = tmp_path / "posthog-insights.duckdb"  # named after the pipeline, not the dataset
     assert _count(database, "insights") == 60
 
@@ -111,3 +113,33 @@ def test_backfill_runs_as_a_command(start_emulator: Any, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     weeks = date_windows(date(2026, 10, 1), date(2026, 10, 21), "week")
     assert _count(tmp_path / "posthog-insights.duckdb", "insight_results") == len(weeks) == 4
+
+
+def test_backfill_of_a_dashboard_runs_as_a_command(start_emulator: Any, tmp_path: Path) -> None:
+    """`backfill --dashboard` as a command: no --insight needed; --kind narrows it."""
+    emulator = start_emulator(insights=40, error_share=0.0)
+    store = emulator.store
+    dashboard = max(store.dashboard_ids(1), key=lambda d: len(store.dashboard(1, d)["_emulator"]["tiles"]))
+    on_it = [i for _, i in store.dashboard(1, dashboard)["_emulator"]["tiles"]]
+    kind = store.insight(1, on_it[0])["_emulator"]["kind"]
+    of_kind = [i for i in on_it if store.insight(1, i)["_emulator"]["kind"] == kind]
+    args = ["backfill", "--host", emulator.base_url, "--project-id", "1", "--dashboard", str(dashboard)]
+    args += ["--kind", kind, "--from", "2026-10-01", "--to", "2026-10-21", "--window", "month"]
+    args += ["--rate-limit", "off", "--pipelines-dir", str(tmp_path / "p")]
+    done = _cli(args, tmp_path, {"POSTHOG_PERSONAL_API_KEY": TEST_KEY})
+    assert done.returncode == 0, done.stderr
+    assert _count(tmp_path / "posthog-insights.duckdb", "insight_results") == len(of_kind)
+
+
+def test_backfill_with_neither_insight_nor_dashboard_is_one_line(start_emulator: Any, tmp_path: Path) -> None:
+    emulator = start_emulator(insights=5)
+    args = ["backfill", "--host", emulator.base_url, "--project-id", "1", "--from", "2026-10-01"]
+    args += ["--to", "2026-10-21", "--pipelines-dir", str(tmp_path / "p")]
+    done = _cli(args, tmp_path, {"POSTHOG_PERSONAL_API_KEY": TEST_KEY})
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("posthog-insights: error:")]
+    assert errors == [
+        "posthog-insights: error: insight: no insight given; pass --insight ID_OR_SHORT_ID, or --dashboard ID"
+        " for every insight on a dashboard"
+    ]
+    assert emulator.stats.total == 0

@@ -113,7 +113,16 @@ def test_calculation_errors_are_recorded_and_the_run_goes_on(
 def test_rerun_adds_no_rows_and_recompute_adds_a_snapshot(start_emulator: Any, warehouse: Warehouse) -> None:
     emulator = start_emulator(insights=40, error_share=0.0)
     warehouse.load(emulator, refresh="blocking")
-    tables = ["insights", "insight_results", "trend_points", "funnel_steps", "retention_cells", "path_edges"]
+    tables = [
+        "insights",
+        "insight_results",
+        "trend_points",
+        "funnel_steps",
+        "retention_cells",
+        "path_edges",
+        "dashboards",
+        "dashboard_tiles",
+    ]
     before = {t: warehouse.count(t) for t in tables}
     again = warehouse.load(emulator, refresh="blocking")
     assert again.row_counts == {}

@@ -142,11 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     backfill = commands.add_parser(
-        "backfill", help="recompute insights over past date windows, each window kept as its own snapshot"
+        "backfill",
+        help="recompute insights (--insight, or every insight on a --dashboard) over past date windows,"
+        " each window kept as its own snapshot",
     )
-    _add_settings_arguments(
-        backfill, BackfillSettings, required=("project_ids", "insights", "date_from", "date_to")
-    )
+    # --insight or --dashboard: a backfill with neither is a one-line error from the settings' check
+    _add_settings_arguments(backfill, BackfillSettings, required=("project_ids", "date_from", "date_to"))
     _add_load_arguments(backfill)
     backfill.set_defaults(handler=_cmd_backfill)
 

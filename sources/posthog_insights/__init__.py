@@ -2,15 +2,18 @@
 
 The source is a resource per table over two resources that do the talking to PostHog:
 
-    insight_listing (list every project once)   -> insights
+    insight_listing (list every project once,   -> insights
+                     then its dashboards)       -> dashboards, dashboard_tiles
                     \\-> insight_retrieval (what the list did not answer: retrieve, poll)
                                                 -> insight_results, trend_points, funnel_steps, ...
     insight_activity (the activity log)
 
 dlt evaluates a parent once and hands its items to every child, so the project is listed once, and the
-results the list carries reach the result tables without a request of their own. A run that selects
-only `insights` never retrieves. The network side runs on dlt's event loop (one pacer for every request
-of the key); the table side (ledger.py, shapes/) builds Arrow tables in dlt's main thread.
+results the list carries reach the result tables without a request of their own, as the tiles the
+listed insights carry reach `dashboard_tiles`. A run that selects only `insights` never retrieves, and
+one that does not select `dashboards` never lists dashboards. The network side runs on dlt's event loop
+(one pacer for every request of the key); the table side (ledger.py, dashboards.py, shapes/) builds
+Arrow tables in dlt's main thread.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from posthog_insights import tables
 from posthog_insights.activity import activity_tables
 from posthog_insights.backfill import Backfill
 from posthog_insights.config import BackfillSettings, PostHogInsightsSettings
+from posthog_insights.dashboards import DashboardLedger, DashboardsListed, TileLedger, list_dashboards
 from posthog_insights.errors import ConfigError, PostHogInsightsError
-from posthog_insights.events import Deferred, Event, ListedPage, Paused, Retrieved, Vanished
+from posthog_insights.events import Deferred, Event, ListedPage, Paused, Plan, Retrieved, Vanished
 from posthog_insights.ledger import MetadataLedger, ResultLedger, Tables
 from posthog_insights.listing import Listing
 from posthog_insights.outcomes import utcnow
 from posthog_insights.report import RunReport
 from posthog_insights.retrieval import Retrieval
-from posthog_insights.rows import INSIGHTS_SCHEMA
+from posthog_insights.rows import DASHBOARDS_SCHEMA, INSIGHTS_SCHEMA
 from posthog_insights.session import Session
 
 __all__ = [
@@ -74,6 +78,7 @@ def posthog_insights_source(
     retry_errors_after_s: float = dlt.config.value,
     allow_insecure_http: bool = dlt.config.value,
     include_activity: bool = dlt.config.value,
+    include_dashboards: bool | None = dlt.config.value,
     settings: PostHogInsightsSettings = dlt.config.value,
     session: Session | None = None,
 ) -> list[DltResource]:
@@ -109,13 +114,17 @@ def posthog_insights_source(
             its definition changed).
         allow_insecure_http: allow plain http:// to a host that is not loopback.
         include_activity: also load `insight_activity`.
+        include_dashboards: load `dashboards` and `dashboard_tiles`: not set (the default), when the key
+            has `dashboard:read` (else a line in the log); True, a key without it is reported as not
+            fetched; False, never (no dashboards request). See `posthog_insights.dashboards`.
         settings: all of the above, resolved by dlt; a resolved `PostHogInsightsSettings` may be passed
             instead of them.
         session: shared by bounded runs of one load (posthog_insights_cli.loader); a new one by default.
 
     Returns:
         The resources: `insights`, `insight_results`, the tidy tables, `insight_activity` (selected with
-        `include_activity`) and the two that talk to PostHog, which load nothing themselves.
+        `include_activity`), `dashboards` and `dashboard_tiles` (selected unless `include_dashboards` is
+        False) and the two that talk to PostHog, which load nothing themselves.
     """
     return _resources(session or Session(settings), Listing)
 
@@ -123,6 +132,9 @@ def posthog_insights_source(
 @dlt.source(name="posthog_insights", section="posthog_insights", max_table_nesting=0, spec=BackfillSettings)
 def posthog_insights_backfill(
     insights: Any = dlt.config.value,
+    backfill_dashboards: Any = dlt.config.value,
+    kinds: Any = dlt.config.value,
+    tags: Any = dlt.config.value,
     date_from: str = dlt.config.value,
     date_to: str = dlt.config.value,
     window: str = dlt.config.value,
@@ -145,11 +157,16 @@ def posthog_insights_backfill(
 ) -> list[DltResource]:
     """Recompute `insights` over the windows between `date_from` and `date_to`, into the same tables.
 
-    Each window is its own snapshot (variant `window=<from>..<to>`); finished windows are remembered, so
-    a backfill that stopped resumes where it did. The other arguments are `posthog_insights_source`'s.
+    Each window is its own snapshot (variant `window=<from>..<to>`, or `dashboard=ID;window=<from>..<to>`
+    as a dashboard shows it); finished windows are remembered, so a backfill that stopped resumes where
+    it did. The other arguments are `posthog_insights_source`'s.
 
     Args:
         insights: ids or short ids of the insights to recompute.
+        backfill_dashboards: ids of dashboards: every insight on each, as that dashboard shows it (its
+            filters applied: `from_dashboard`), listed with one list read per dashboard.
+        kinds: only the dashboards' insights of these kinds (the `insights` named are never narrowed).
+        tags: only the dashboards' insights with any of these tags.
         date_from: the first day, YYYY-MM-DD.
         date_to: the last day, YYYY-MM-DD.
         window: `day`, `week` (ISO weeks, the default) or `month`.
@@ -164,10 +181,14 @@ def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> lis
     key = str(settings.personal_api_key).strip()
     first_run = session.start_run()
 
+    lists_dashboards = planner is Listing
+
     @dlt.resource(name="insight_listing", selected=False)
-    async def insight_listing() -> AsyncIterator[Event]:
-        """Every project listed once (or, continuing a session, what its last run left)."""
+    async def insight_listing() -> AsyncIterator[Event | DashboardsListed]:
+        """Every project listed once (or, continuing a session, what its last run left), then, before
+        the plan goes out, each project's dashboards if `dashboards` is selected (see dashboards.py)."""
         state = dlt.current.source_state()
+        wanted = lists_dashboards and _selected(tables.DASHBOARDS)
         if first_run:
             _adopt_older_state(state)
             session.listing = planner(session, key, state)
@@ -175,6 +196,11 @@ def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> lis
         if listing is not None and not listing.done:
             listing.continue_in(state)
             async for event in listing.events():
+                if isinstance(event, Plan) and wanted:  # the listing is over: its dashboards, counted first
+                    async with session.client(key) as client:
+                        spent = session.stats.count
+                        async for listed in list_dashboards(client, settings, session.report, spent):
+                            yield listed
                 yield event
         elif session.pending is not None:
             yield session.pending
@@ -186,7 +212,7 @@ def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> lis
         primary_key=list(tables.PRIMARY_KEYS[tables.INSIGHTS]),
         max_table_nesting=0,
     )
-    def insights(event: Event) -> Iterator[pa.Table]:
+    def insights(event: Event | DashboardsListed) -> Iterator[pa.Table]:
         ledger = MetadataLedger(dlt.current.source_state(), session.report)
         found: pa.Table | None = None
         if isinstance(event, ListedPage):
@@ -202,8 +228,10 @@ def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> lis
     retrieval = Retrieval(session, key)
 
     @dlt.transformer(data_from=insight_listing, name="insight_retrieval", selected=False)
-    async def insight_retrieval(event: Event) -> AsyncIterator[Event]:
+    async def insight_retrieval(event: Event | DashboardsListed) -> AsyncIterator[Event]:
         """What the list answered, then the plan's retrieves and polls."""
+        if isinstance(event, DashboardsListed):
+            return
         async for found in retrieval.events(event):
             yield found
 
@@ -229,13 +257,66 @@ def _resources(session: Session, planner: type[Listing] | type[Backfill]) -> lis
     retrieved = cast(DltResource, insight_retrieval).add_map(record)
     activity = _activity_resource(session, key)
     activity.selected = bool(settings.include_activity) and first_run
-    return [
+    resources = [
         cast(DltResource, insight_listing),
         cast(DltResource, insights),
         retrieved,
         *(_result_table(retrieved, name) for name in (tables.RESULTS, *tables.TIDY)),
         activity,
     ]
+    if lists_dashboards:  # a backfill loads results only
+        for resource in _dashboard_resources(session, cast(DltResource, insight_listing)):
+            resource.selected = settings.include_dashboards is not False
+            resources.append(resource)
+    return resources
+
+
+def _selected(name: str) -> bool:
+    """Whether the source being extracted loads the resource `name` (what `with_resources` chose)."""
+    resources = dlt.current.source().resources
+    return name in resources and bool(resources[name].selected)
+
+
+def _dashboard_resources(session: Session, listing: DltResource) -> list[DltResource]:
+    """`dashboards` and `dashboard_tiles`, from the dashboards lists and the listed insights' tiles; each
+    keeps what it loaded in its own state, and emits only what changed (dashboards.py)."""
+
+    @dlt.transformer(
+        data_from=listing,
+        name=tables.DASHBOARDS,
+        write_disposition="merge",
+        primary_key=list(tables.PRIMARY_KEYS[tables.DASHBOARDS]),
+        max_table_nesting=0,
+    )
+    def dashboards(event: Event | DashboardsListed) -> Iterator[pa.Table]:
+        if isinstance(event, DashboardsListed):
+            ledger = DashboardLedger(dlt.current.resource_state())
+            found = ledger.listed(event, _previous_dashboards)
+            if found is not None:
+                session.run_bytes += found.nbytes
+                yield found
+
+    @dlt.transformer(
+        data_from=listing,
+        name=tables.DASHBOARD_TILES,
+        write_disposition="merge",
+        primary_key=list(tables.PRIMARY_KEYS[tables.DASHBOARD_TILES]),
+        max_table_nesting=0,
+    )
+    def dashboard_tiles(event: Event | DashboardsListed) -> Iterator[pa.Table]:
+        ledger = TileLedger(dlt.current.resource_state())
+        found: pa.Table | None = None
+        if isinstance(event, ListedPage):
+            found = ledger.listed_page(event)
+        elif isinstance(event, Vanished):
+            found = ledger.vanished(event, utcnow())
+        elif isinstance(event, DashboardsListed):
+            found = ledger.dashboards_listed(event)
+        if found is not None:
+            session.run_bytes += found.nbytes
+            yield found
+
+    return [cast(DltResource, dashboards), cast(DltResource, dashboard_tiles)]
 
 
 def _result_table(parent: DltResource, name: str) -> DltResource:
@@ -285,17 +366,26 @@ def _adopt_older_state(state: dict[str, Any] | Any) -> None:
 
 def _previous_insights(project_id: int, ids: list[int] | Any) -> list[Mapping[str, Any]]:
     """Rows of insights that vanished from the list, read back so they stay whole with deleted = true."""
-    ids = list(ids)
+    return _previous_rows(tables.INSIGHTS, INSIGHTS_SCHEMA, project_id, list(ids))
+
+
+def _previous_dashboards(project_id: int, ids: list[int]) -> list[Mapping[str, Any]]:
+    """Rows of dashboards that vanished from the list, read back so they stay whole with deleted = true."""
+    return _previous_rows(tables.DASHBOARDS, DASHBOARDS_SCHEMA, project_id, ids)
+
+
+def _previous_rows(table: str, schema: pa.Schema, project_id: int, ids: list[int]) -> list[Mapping[str, Any]]:
+    """The destination's rows of `table` with these ids (just `{"id": ...}` for those it cannot give)."""
     found: list[Mapping[str, Any]] = []
     try:
         pipeline = dlt.current.pipeline()
         with pipeline.sql_client() as client:
-            name = client.make_qualified_table_name(tables.INSIGHTS)
-            columns = ", ".join(INSIGHTS_SCHEMA.names)
+            name = client.make_qualified_table_name(table)
+            columns = ", ".join(schema.names)
             placeholders = ", ".join(["%s"] * len(ids))
             sql = f"SELECT {columns} FROM {name} WHERE project_id = %s AND id IN ({placeholders})"
             rows = client.execute_sql(sql, project_id, *ids) or []
-        found = [dict(zip(INSIGHTS_SCHEMA.names, row, strict=True)) for row in rows]
+        found = [dict(zip(schema.names, row, strict=True)) for row in rows]
     except Exception:  # no destination table yet, or a destination that cannot be read back
         found = []
     missing = set(ids) - {int(r["id"]) for r in found}

@@ -1,4 +1,4 @@
-"""The PostHog Insights API as Python calls: list, retrieve, query status, cancel, activity.
+"""The PostHog Insights API as Python calls: list, retrieve, query status, cancel, activity, dashboards.
 
 dlt's HTTP helpers are requests-only, so this is a small httpx client of our own. It holds the endpoints
 and maps PostHog's answers to errors; retries, pacing and the 429 policy are the transports under it
@@ -62,10 +62,14 @@ LIST_PREFETCH_PAGES = 8
 # ... and no more of them than fit this many bytes of response body (parsed, a page takes a few times its
 # body): a page of year-long daily trends is megabytes, a page of small results a few hundred KB.
 LIST_PREFETCH_BYTES = 8 * 2**20
+# Dashboards per page of their list: PostHog orders it `-pinned, name` with no tie-breaker (and takes no
+# `order`), so dashboards of the same name can repeat or go missing across offset pages; one page this
+# big holds a project's dashboards whole (no maximum `limit` there; an item is under 1 KB).
+DASHBOARDS_PAGE_SIZE = 1000
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 30.0
 
-RequestKind = Literal["list", "retrieve", "poll", "cancel", "activity"]
+RequestKind = Literal["list", "retrieve", "poll", "cancel", "activity", "dashboards"]
 # The personal-API-key scope each kind of request needs (named in 403 messages).
 _SCOPES: dict[str, str] = {
     "list": "insight:read",
@@ -73,6 +77,7 @@ _SCOPES: dict[str, str] = {
     "poll": "query:read",
     "cancel": "query:read",
     "activity": "activity_log:read",
+    "dashboards": "dashboard:read",
 }
 
 __all__ = ["Page", "PostHogClient", "QueryStatus", "RequestStats", "job_response"]
@@ -345,6 +350,31 @@ class PostHogClient:
 
         async for page in paginate(fetch, first, origin=self.origin):
             yield page
+
+    async def list_dashboards(
+        self, project_id: int, *, page_size: int = DASHBOARDS_PAGE_SIZE
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Every dashboard of `GET /api/projects/{id}/dashboards/` (metadata only: the list carries no
+        tiles and never computes), once each, and whether the list is whole: as many distinct dashboards
+        as its `count` says (an order that moved between pages, or a dashboard made meanwhile, can make
+        it short; then what was read is true, but an absent dashboard is not known to be deleted)."""
+        first = httpx.URL(self._project_url(project_id, "dashboards/"), params={"limit": str(page_size)})
+        counts: list[int] = []
+
+        async def fetch(url: httpx.URL) -> tuple[Any, int]:
+            response = await self._send("dashboards", "GET", url, project_id=project_id)
+            body = response.extensions[JSON]
+            count = body.get("count") if isinstance(body, dict) else None
+            if isinstance(count, int) and not isinstance(count, bool):
+                counts.append(count)
+            return body, len(response.content)
+
+        found: dict[int, dict[str, Any]] = {}
+        async for page in paginate(fetch, first, origin=self.origin):
+            for item in page:
+                if isinstance(item, dict) and isinstance(item.get("id"), int):
+                    found.setdefault(int(item["id"]), item)
+        return list(found.values()), bool(counts) and len(found) >= counts[-1]
 
     # -- one request -------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ one-line `ConfigError` that names the setting. Inner layers take the resolved ob
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -50,7 +51,7 @@ WINDOW_SIZES: Final = ("day", "week", "month")
 
 def _setting(default: Any, help: str, flag: str | None = None, *, listing: bool = False, **cli: Any) -> Any:
     """A field with its CLI flag (None: not a flag) and help; `cli` goes to argparse as it is. `listing`:
-    a setting of a run that lists (not of a backfill)."""
+    a setting of a run that lists only (not a flag of the backfill)."""
     return dataclasses.field(
         default=default, metadata={"help": help, "flag": flag, "cli": cli, "listing": listing}
     )
@@ -68,10 +69,16 @@ class PostHogInsightsSettings(BaseConfiguration):
     )
     refresh: str = _setting("blocking", "refresh mode (default blocking)", "--refresh", choices=REFRESH_MODES)
     page_size: int = _setting(100, "insights per list page", "--page-size", type=int, listing=True)
+    # kinds and tags are also a backfill's: they narrow the insights of its --dashboard
     kinds: Any | None = _setting(
-        None, "only insights of this kind (TRENDS, ...)", "--kind", action="append", listing=True
+        None,
+        "only insights of this kind (TRENDS, ...; a backfill: of its --dashboard)",
+        "--kind",
+        action="append",
     )
-    tags: Any | None = _setting(None, "only insights with this tag", "--tag", action="append", listing=True)
+    tags: Any | None = _setting(
+        None, "only insights with this tag (a backfill: of its --dashboard)", "--tag", action="append"
+    )
     saved: Any | None = _setting(
         None,
         "only saved (true) or unsaved (false) insights",
@@ -141,6 +148,16 @@ class PostHogInsightsSettings(BaseConfiguration):
         action="store_true",
         listing=True,
     )
+    # On unless turned off (dashboards.py says why): None loads them when the key may read dashboards and
+    # says so in the log when it may not; True makes a key without dashboard:read a reported failure.
+    include_dashboards: bool | None = _setting(
+        None,
+        "load dashboards and dashboard_tiles (default: when the key may read dashboards, the"
+        " dashboard:read scope; --dashboards: always, a 403 is reported; --no-dashboards: never)",
+        "--dashboards",
+        action=argparse.BooleanOptionalAction,
+        listing=True,
+    )
 
     def on_resolved(self) -> None:
         self.check()
@@ -161,6 +178,8 @@ class PostHogInsightsSettings(BaseConfiguration):
             _whole("max_requests", self.max_requests, minimum=1)
         if self.from_dashboard is not None:
             _whole("from_dashboard", self.from_dashboard, minimum=1)
+        if self.include_dashboards is not None and not isinstance(self.include_dashboards, bool):
+            raise ConfigError(f"include_dashboards: must be true or false, got {self.include_dashboards!r}")
         _number("timeout_s", self.timeout_s, allow_zero=False)
         for name in ("max_wait_s", "poll_deadline_s", "retry_backoff_s", "retry_errors_after_s"):
             _number(name, getattr(self, name))
@@ -219,14 +238,25 @@ class BackfillSettings(PostHogInsightsSettings):
     """A backfill's settings: a run's, plus which insights and which past windows."""
 
     insights: Any | None = _setting(None, "id or short id; repeat for several", "--insight", action="append")
+    backfill_dashboards: Any | None = _setting(
+        None,
+        "every insight on this dashboard, as the dashboard shows it (--kind and --tag narrow them);"
+        " repeat for several",
+        "--dashboard",
+        action="append",
+    )
     date_from: str | None = _setting(None, "first day, YYYY-MM-DD", "--from")
     date_to: str | None = _setting(None, "last day, YYYY-MM-DD", "--to")
     window: str = _setting("week", "window size", "--window", choices=WINDOW_SIZES)
 
     def check(self) -> None:
         super().check()
-        if not self.refs:
-            raise ConfigError("insight: no insight given; pass --insight ID_OR_SHORT_ID")
+        dashboards = self.dashboard_ids  # checks each id
+        if not self.refs and not dashboards:
+            raise ConfigError(
+                "insight: no insight given; pass --insight ID_OR_SHORT_ID, or --dashboard ID for every"
+                " insight on a dashboard"
+            )
         if self.window not in WINDOW_SIZES:
             raise ConfigError(f"window: {self.window!r} is not one of {', '.join(WINDOW_SIZES)}")
         if self.last_day < self.first_day:
@@ -236,6 +266,19 @@ class BackfillSettings(PostHogInsightsSettings):
     def refs(self) -> tuple[str, ...]:
         """The insights asked for, as ids or short ids."""
         return tuple(str(ref).strip() for ref in as_list(self.insights) if str(ref).strip())
+
+    @property
+    def dashboard_ids(self) -> tuple[int, ...]:
+        """The dashboards whose insights to recompute, each as it shows them."""
+        ids: list[int] = []
+        for raw in as_list(self.backfill_dashboards):
+            text = str(raw).strip()
+            if isinstance(raw, bool) or not text.isdigit() or int(text) < 1:
+                raise ConfigError(
+                    f"dashboard: {text!r} is not a numeric dashboard id (the number in its URL)"
+                )
+            ids.append(int(text))
+        return tuple(dict.fromkeys(ids))
 
     @property
     def first_day(self) -> date:

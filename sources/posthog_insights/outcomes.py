@@ -52,5 +52,12 @@ def outcome_of(
         error_message=error,
         query_id=query_id,
         variant=target.variant,
-        from_dashboard=settings.from_dashboard,
+        from_dashboard=_shown_by(target, settings),
     )
+
+
+def _shown_by(target: Candidate, settings: PostHogInsightsSettings) -> int | None:
+    """The dashboard whose view this is: the one the retrieve names (a backfill's `--dashboard`), else
+    the run's `from_dashboard`."""
+    shown = dict(target.params).get("from_dashboard")
+    return int(shown) if shown else settings.from_dashboard

@@ -1,9 +1,10 @@
-"""Arrow schemas and row builders of the two per-insight tables: `insights` (metadata) and
-`insight_results` (outcomes); the per-number tidy tables are built column-wise in `shapes`.
+"""Arrow schemas and row builders of the two per-insight tables, `insights` (metadata) and
+`insight_results` (outcomes), and of the dashboards' two, `dashboards` and `dashboard_tiles`; the
+per-number tidy tables are built column-wise in `shapes`.
 
-They hold one row per insight, so building them from dicts is cheap. JSON-valued fields are stored as
-compact JSON text, which every destination accepts and analysts can cast (`query_json::JSON` in DuckDB,
-`::jsonb` in PostgreSQL).
+They hold one row per insight, dashboard or tile, so building them from dicts is cheap. JSON-valued
+fields are stored as compact JSON text, which every destination accepts and analysts can cast
+(`query_json::JSON` in DuckDB, `::jsonb` in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -179,3 +180,66 @@ def result_row(
 
 def table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+DASHBOARDS_SCHEMA = pa.schema(
+    [
+        pa.field("project_id", pa.int64(), nullable=False),
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("pinned", pa.bool_()),
+        pa.field("tags_json", pa.string()),
+        pa.field("creation_mode", pa.string()),
+        pa.field("is_shared", pa.bool_()),
+        pa.field("created_at", _TS),
+        pa.field("created_by_email", pa.string()),
+        pa.field("last_accessed_at", _TS),
+        pa.field("deleted", pa.bool_(), nullable=False),
+        pa.field("seen_at", _TS, nullable=False),
+    ]
+)
+
+
+def dashboard_row(project_id: int, item: Mapping[str, Any], seen_at: datetime) -> dict[str, Any]:
+    """One `dashboards` row from an item of PostHog's dashboards list (which never shows deleted ones)."""
+    return {
+        "project_id": project_id,
+        "id": int(item["id"]),
+        "name": item.get("name"),
+        "description": item.get("description"),
+        "pinned": item.get("pinned"),
+        "tags_json": json_text(item.get("tags") or []),
+        "creation_mode": item.get("creation_mode"),
+        "is_shared": item.get("is_shared"),
+        "created_at": parse_time(item.get("created_at")),
+        "created_by_email": _email(item.get("created_by")),
+        "last_accessed_at": parse_time(item.get("last_accessed_at")),
+        "deleted": bool(item.get("deleted")),
+        "seen_at": seen_at,
+    }
+
+
+DASHBOARD_TILES_SCHEMA = pa.schema(
+    [
+        pa.field("project_id", pa.int64(), nullable=False),
+        pa.field("tile_id", pa.int64(), nullable=False),
+        pa.field("dashboard_id", pa.int64(), nullable=False),
+        pa.field("insight_id", pa.int64(), nullable=False),
+        pa.field("deleted", pa.bool_(), nullable=False),
+        pa.field("seen_at", _TS, nullable=False),
+    ]
+)
+
+
+def tile_row(
+    project_id: int, tile_id: int, dashboard_id: int, insight_id: int, seen_at: datetime, deleted: bool
+) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "tile_id": tile_id,
+        "dashboard_id": dashboard_id,
+        "insight_id": insight_id,
+        "deleted": deleted,
+        "seen_at": seen_at,
+    }

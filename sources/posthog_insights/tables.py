@@ -9,6 +9,8 @@ from posthog_insights.shapes import TIDY_PRIMARY_KEYS
 INSIGHTS: Final = "insights"
 RESULTS: Final = "insight_results"
 ACTIVITY: Final = "insight_activity"
+DASHBOARDS: Final = "dashboards"
+DASHBOARD_TILES: Final = "dashboard_tiles"
 TIDY: Final[tuple[str, ...]] = (
     "trend_points",
     "funnel_steps",
@@ -31,5 +33,8 @@ PRIMARY_KEYS: Final[dict[str, tuple[str, ...]]] = {
     INSIGHTS: ("project_id", "id"),
     RESULTS: SNAPSHOT_KEY,
     ACTIVITY: ("project_id", "id"),
+    DASHBOARDS: ("project_id", "id"),
+    # a tile's id is PostHog's primary key: a tile moved to another dashboard keeps it
+    DASHBOARD_TILES: ("project_id", "tile_id"),
     **TIDY_PRIMARY_KEYS,
 }

@@ -29,7 +29,8 @@ from tests.reliability.support import (
 )
 
 EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_FAILED = 1, 2, 3
-FORCE_CACHE = ("--refresh", "force_cache", "--rate-limit", "off")  # list requests only
+# insight list requests only (no dashboards list)
+FORCE_CACHE = ("--refresh", "force_cache", "--rate-limit", "off", "--no-dashboards")
 
 
 def _one_page(seen: Seen) -> Answer:
