@@ -77,7 +77,7 @@ def test_a_paced_run_loads_a_package_whenever_it_waits_and_equals_a_one_package_
     assert set(duplicate_keys(tmp_path / "paced" / "warehouse.duckdb").values()) == {0}
 
 
-@pytest.mark.parametrize(("refresh_via", "more_than"), [("retrieve", 3), ("list", 2)])
+@pytest.mark.parametrize(("refresh_via", "more_than"), [("retrieve", 3), ("list", 1)])
 def test_volume_cuts_packages_once_the_listing_is_done(
     tmp_path: Path,
     emulators: Callable[..., Emulator],
