@@ -316,7 +316,10 @@ def test_sigkill_between_checkpoints_then_rerun_equals_a_clean_run(
     def args(emulator: Emulator) -> list[str]:
         # 1 list page + ~45 retrieves, 20 per 2 s: the pacer idles ~1.8 s after the first 20 (a checkpoint)
         host = emulator.base_url
-        return ["--host", host, "--project-id", "1", "--refresh", "blocking", "--rate-limit", "20/2"]
+        return [
+            *("--host", host, "--project-id", "1", "--refresh", "blocking", "--rate-limit", "20/2"),
+            *("--refresh-via", "retrieve"),  # a retrieve each: enough requests for the window to pause
+        ]
 
     assert drive(tmp_path / "clean", args(emulators(clock=clock, **config))).code == 0
     crashed = emulators(clock=clock, **config)  # the same insights, none refreshed by the clean run
