@@ -122,3 +122,19 @@ def loaded_shape(wh: Warehouse) -> dict[str, list[tuple[Any, ...]]]:
         if table in wh.tables():
             shape[table] = sorted(wh.sql(f"SELECT insight_id, COUNT(*) FROM {table}_latest GROUP BY 1"))
     return shape
+
+
+def half_stale_emulator(**config: Any) -> Emulator:
+    """A started emulator of 600 insights (seed 5), half of them fresh, a quarter stale, a quarter
+    missing, none failing; `config` changes any of it. The caller stops it."""
+    base: dict[str, Any] = {
+        "api_key": TEST_KEY,
+        "insights": 600,
+        "seed": 5,
+        "error_share": 0.0,
+        "fresh_share": 0.5,
+        "stale_share": 0.25,
+    }
+    emulator = Emulator(EmulatorConfig(**{**base, **config}))
+    emulator.start()
+    return emulator

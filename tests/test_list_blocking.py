@@ -7,24 +7,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-from posthog_emulator import Emulator, EmulatorConfig
-from tests.conftest import TEST_KEY, Warehouse, loaded_shape, needing_refresh
+from posthog_emulator import Emulator
+from tests.conftest import Warehouse, half_stale_emulator, loaded_shape, needing_refresh
 
 N = 600
 
 
 def _emulator(**config: Any) -> Emulator:
-    base: dict[str, Any] = {
-        "api_key": TEST_KEY,
-        "insights": N,
-        "seed": 5,
-        "error_share": 0.0,
-        "fresh_share": 0.5,
-        "stale_share": 0.25,
-    }
-    emulator = Emulator(EmulatorConfig(**{**base, **config}))
-    emulator.start()
-    return emulator
+    return half_stale_emulator(**{"insights": N, **config})
 
 
 def test_a_blocking_refresh_through_the_list_computes_ten_per_read_and_loads_what_retrieves_load(

@@ -9,26 +9,15 @@ from typing import Any
 
 import pytest
 
-from posthog_emulator import Emulator, EmulatorConfig
+from posthog_emulator import Emulator
 from posthog_insights import tables
-from tests.conftest import TEST_KEY, Warehouse, loaded_shape, needing_refresh
+from tests.conftest import Warehouse, half_stale_emulator, loaded_shape, needing_refresh
 
 N = 600  # six pages of 100
 
 
 def _emulator(**config: Any) -> Emulator:
-    base: dict[str, Any] = {
-        "api_key": TEST_KEY,
-        "insights": N,
-        "seed": 5,
-        "error_share": 0.0,
-        "fresh_share": 0.5,
-        "stale_share": 0.25,
-        "async_delay_s": 0.3,
-    }
-    emulator = Emulator(EmulatorConfig(**{**base, **config}))
-    emulator.start()
-    return emulator
+    return half_stale_emulator(**{"async_delay_s": 0.3, "insights": N, **config})
 
 
 @pytest.mark.parametrize("mode", ["async", "async_except_on_cache_miss"])

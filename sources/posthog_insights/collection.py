@@ -172,7 +172,7 @@ class JobPages:
         if not page.jobs:
             return found
         try:
-            if self._budget_spent():
+            if self.session.budget_spent():
                 raise _Stop("request budget spent before its result was collected")
             if len(page.jobs) >= 2:
                 found.extend(await self._read_page(client, page))
@@ -257,10 +257,6 @@ class JobPages:
                 self.estimate_s = max(self.estimate_s * 0.9, _LOOK_MIN_S)
         page.due = now + page.delay
         page.delay = min(page.delay * 1.5, _LOOK_MAX_S)
-
-    def _budget_spent(self) -> bool:
-        budget = self.session.settings.max_requests
-        return budget is not None and self.session.stats.count() >= budget
 
     # -- outcomes ----------------------------------------------------------------------------------------
 

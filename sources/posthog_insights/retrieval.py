@@ -269,8 +269,7 @@ class Retrieval:
                 key = (shown.project_id, shown.insight_id, shown.variant)
                 owed = [c for c in owed if (c.project_id, c.insight_id, c.variant) != key]
                 handed_on(tuple(owed))
-        budget = self.settings.max_requests
-        if again and (self._stop or (budget is not None and self.session.stats.count() >= budget)):
+        if again and (self._stop or self.session.budget_spent()):
             for cand in again:  # the next run retrieves them first
                 await queue.put(("left", cand))
                 await queue.put(("done", None))
@@ -367,8 +366,7 @@ class Retrieval:
                     " (concurrency_limit_exceeded: the organisation's calculation slots were taken);"
                     " the next run retries it first"
                 ) from None
-            budget = self.settings.max_requests
-            if self._stop or (budget is not None and self.session.stats.count() >= budget):
+            if self._stop or self.session.budget_spent():
                 raise _OutOfBudget
 
     async def _poll(self, client: PostHogClient, cand: Candidate, job: Job) -> Outcome:

@@ -96,5 +96,10 @@ class Session:
         }
         return self.report
 
+    def budget_spent(self) -> bool:
+        """Whether the run's requests have reached `max_requests`."""
+        budget = self.settings.max_requests
+        return budget is not None and self.stats.count() >= budget
+
     def run_is_full(self) -> bool:
         return self.segment_bytes is not None and self.run_bytes >= self.segment_bytes
